@@ -1,0 +1,131 @@
+"""One lifecycle for every service: config, telemetry, NATS + streams, gRPC server, graceful shutdown.
+
+A service supplies a bootstrap coroutine (its composition root) that receives a `ServiceContext` and returns
+the servicers to serve; everything else (health, reflection, validation, tracing, metrics, signals, draining
+NATS after the server stopped) is done here once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from fraudshared.config import CommonConfig, ConfigError, env_port, service_env_name
+from fraudshared.events.store import EventStore
+from fraudshared.events.streams import ensure_streams
+from fraudshared.grpc_server import Cleanup, ServicerSpec, build_server, serve_until_signalled
+from fraudshared.telemetry import configure_logging, get_logger, setup_telemetry, start_metrics_server
+
+GRPC_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+log = get_logger(__name__)
+
+
+@dataclass
+class ServiceContext:
+    """What a bootstrap gets: configuration, the NATS connection, the event store, and a cleanup list."""
+
+    config: CommonConfig
+    nc: NATS
+    js: JetStreamContext
+    store: EventStore
+    stack: AsyncExitStack
+    on_shutdown: list[Cleanup] = field(default_factory=list)
+
+
+Bootstrap = Callable[[ServiceContext], Awaitable[Sequence[ServicerSpec]]]
+
+
+async def run_service(
+    name: str,
+    bootstrap: Bootstrap,
+    *,
+    stop_event: asyncio.Event | None = None,
+    on_ready: Callable[[int], None] | None = None,
+) -> None:
+    """Run one service until SIGTERM/SIGINT (or `stop_event`); `on_ready` receives the bound gRPC port."""
+    config = CommonConfig.from_env(name)
+    grpc_port = env_port(f"FRAUD_{service_env_name(name)}_GRPC_PORT", 0)
+    configure_logging(config.log_level)
+    tracer_provider = setup_telemetry(name, config.otlp_endpoint)
+    metrics_port = start_metrics_server(config.metrics_port)
+    async with AsyncExitStack() as stack:
+        nc = await nats.connect(config.nats_url, name=name, connect_timeout=5, max_reconnect_attempts=-1)
+        stack.push_async_callback(_drain, nc)
+        js = nc.jetstream()
+        await ensure_streams(js)
+        context = ServiceContext(config=config, nc=nc, js=js, store=EventStore(js), stack=stack)
+        servicers = await bootstrap(context)
+        server, port = await build_server(
+            name,
+            servicers,
+            grpc_port,
+            tracer_provider=tracer_provider,
+            options=[
+                ("grpc.max_receive_message_length", GRPC_MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", GRPC_MAX_MESSAGE_BYTES),
+            ],
+        )
+        await server.start()
+        log.info("%s ready grpc_port=%d metrics_port=%d", name, port, metrics_port)
+        if on_ready is not None:
+            on_ready(port)
+        await serve_until_signalled(server, context.on_shutdown, stop_event=stop_event)
+    tracer_provider.shutdown()
+
+
+async def _drain(nc: NATS) -> None:
+    with contextlib.suppress(Exception):
+        await nc.drain()
+
+
+def main(name: str, bootstrap: Bootstrap) -> None:
+    """Process entry point: one clear line and exit code 2 on a configuration error, not a traceback."""
+    try:
+        asyncio.run(run_service(name, bootstrap))
+    except ConfigError as exc:
+        print(f"{name}: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except (OSError, nats.errors.NoServersError) as exc:
+        print(f"{name}: cannot start: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+@dataclass
+class RunningService:
+    """A service started in-process (tests, embedded runs)."""
+
+    port: int
+    stop_event: asyncio.Event
+    task: asyncio.Task[Any]
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def stop(self) -> None:
+        self.stop_event.set()
+        await self.task
+
+
+async def start_in_process(name: str, bootstrap: Bootstrap, timeout: float = 30.0) -> RunningService:
+    """Start a service as a task of the running loop and wait until it serves."""
+    stop = asyncio.Event()
+    ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    task = asyncio.ensure_future(run_service(name, bootstrap, stop_event=stop, on_ready=ready.set_result))
+    waiters: set[asyncio.Future[Any]] = {task, ready}
+    done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    if ready not in done:
+        stop.set()
+        if task in done:
+            task.result()  # raises the startup error
+        raise TimeoutError(f"{name} did not become ready within {timeout}s")
+    return RunningService(port=ready.result(), stop_event=stop, task=task)

@@ -1,0 +1,47 @@
+"""Subject names on the event log: the one place that says where each event is appended.
+
+Transaction-scoped events live on a subject per transaction inside a partition token, so that
+- an append with expected last subject sequence 0 is a permanent duplicate guard (not only within the
+  JetStream duplicate window), and
+- a features instance can own a partition (`fraud.tx.received.<p>.*`) and apply each card's events in order.
+The partition is a stable hash of the card token, never of the PAN.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+DEFAULT_PARTITIONS = 8
+
+
+def partition_of(card_token: str, partitions: int = DEFAULT_PARTITIONS) -> int:
+    """Stable partition number of a card token (same on every process and platform)."""
+    digest = hashlib.blake2b(card_token.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % partitions
+
+
+def transaction_received(card_token: str, transaction_id: str, partitions: int = DEFAULT_PARTITIONS) -> str:
+    return f"fraud.tx.received.{partition_of(card_token, partitions)}.{transaction_id}"
+
+
+def feature_vector_computed(card_token: str, transaction_id: str, partitions: int = DEFAULT_PARTITIONS) -> str:
+    return f"fraud.features.computed.{partition_of(card_token, partitions)}.{transaction_id}"
+
+
+def prediction_made(card_token: str, transaction_id: str, partitions: int = DEFAULT_PARTITIONS) -> str:
+    return f"fraud.predictions.made.{partition_of(card_token, partitions)}.{transaction_id}"
+
+
+def label_reported(transaction_id: str) -> str:
+    return f"fraud.labels.reported.{transaction_id}"
+
+
+def model_events(model_name: str) -> str:
+    """All lifecycle events of one model share a subject: appends carry its expected last sequence."""
+    return f"fraud.models.{model_name}"
+
+
+TRANSACTIONS_RECEIVED_ALL = "fraud.tx.received.>"
+PREDICTIONS_ALL = "fraud.predictions.>"
+MODELS_ALL = "fraud.models.>"
+LABELS_ALL = "fraud.labels.>"

@@ -1,0 +1,47 @@
+"""Composition root of the ingest service: secrets -> tokenizer, JetStream log, features/scoring clients."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from fraud.ingest.v1 import ingest_service_pb2 as ingest
+from fraud.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
+from fraudshared.config import EnvConfig, env_field
+from fraudshared.events.once import OnceLog
+from fraudshared.grpc_server import ServicerSpec
+from fraudshared.secrets import secret_store_from_env
+from fraudshared.service import ServiceContext
+from services.ingest.adapters.event_log import JetStreamTransactionLog
+from services.ingest.adapters.grpc_clients import GrpcFeaturesClient, GrpcScoringClient, channel
+from services.ingest.domain.pan import PanTokenizer
+from services.ingest.entrypoints.grpc_servicer import IngestServicer
+from services.ingest.service_layer.handlers import IngestDeps
+
+TOKEN_KEY_PATH, TOKEN_KEY_NAME = "pan-tokenization", "hmac_key"
+
+
+@dataclass(frozen=True)
+class IngestConfig(EnvConfig):
+    """Ingest settings (see docs/config.md)."""
+
+    features_addr: str = env_field("FRAUD_FEATURES_ADDR", "127.0.0.1:50052")
+    scoring_addr: str = env_field("FRAUD_SCORING_ADDR", "127.0.0.1:50053")
+    downstream_timeout_s: float = env_field("FRAUD_INGEST_DOWNSTREAM_TIMEOUT_S", 2.0)
+
+
+async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
+    config = IngestConfig.from_env()
+    key_hex, key_version = secret_store_from_env().get_version(TOKEN_KEY_PATH, TOKEN_KEY_NAME)
+    tokenizer = PanTokenizer(bytes.fromhex(key_hex), key_version)
+    features_channel, scoring_channel = channel(config.features_addr), channel(config.scoring_addr)
+    ctx.on_shutdown += [features_channel.close, scoring_channel.close]
+    deps = IngestDeps(
+        log=JetStreamTransactionLog(OnceLog(ctx.js, ctx.store, source="/fraud/ingest")),
+        features=GrpcFeaturesClient(features_channel),
+        scoring=GrpcScoringClient(scoring_channel),
+        tokenizer=tokenizer,
+        downstream_timeout_s=config.downstream_timeout_s,
+    )
+    full_name = ingest.DESCRIPTOR.services_by_name["IngestService"].full_name
+    return [(ingest_grpc.add_IngestServiceServicer_to_server, IngestServicer(deps), full_name)]

@@ -1,0 +1,131 @@
+"""Ingest use cases: ScoreTransaction and ReportLabel.
+
+ScoreTransaction is idempotent by transaction id: the TransactionReceived append is guarded per transaction
+subject, so a retry finds the first append and answers the recorded decision (or, when the first attempt
+died before deciding, finishes it: features and scoring are idempotent by transaction id too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from fraud.events.v1 import transaction_events_pb2 as events
+from fraud.features.v1 import feature_service_pb2 as features
+from fraud.ingest.v1 import ingest_service_pb2 as ingest
+from fraud.scoring.v1 import scoring_service_pb2 as scoring
+from services.ingest.domain.errors import InvalidTransaction, TransactionIdReused, UnknownTransaction
+from services.ingest.domain.pan import PanTokenizer, luhn_valid
+from services.ingest.service_layer.ports import FeaturesClient, ScoringClient, TransactionLog
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class IngestDeps:
+    """What the use cases need, wired by bootstrap."""
+
+    log: TransactionLog
+    features: FeaturesClient
+    scoring: ScoringClient
+    tokenizer: PanTokenizer
+    downstream_timeout_s: float = 2.0
+
+
+def to_event(request: ingest.ScoreTransactionRequest, tokenizer: PanTokenizer) -> events.TransactionReceived:
+    """Tokenize and build the event; the PAN is dropped here and goes no further."""
+    if not luhn_valid(request.pan):
+        raise InvalidTransaction("pan", "fails the Luhn check", "pan.luhn")
+    event = events.TransactionReceived(
+        schema_version=SCHEMA_VERSION,
+        transaction_id=request.transaction_id,
+        card_token=tokenizer.tokenize(request.pan),
+        terminal_id=request.terminal_id,
+        amount=request.amount,
+        event_time=request.event_time,
+        merchant_category_code=request.merchant_category_code,
+        channel=request.channel,
+        token_key_version=tokenizer.key_version,
+    )
+    event.received_at.FromDatetime(datetime.now(UTC))
+    return event
+
+
+def _same_transaction(a: events.TransactionReceived, b: events.TransactionReceived) -> bool:
+    fields = ("card_token", "terminal_id", "amount", "event_time", "merchant_category_code", "channel")
+    return all(getattr(a, name) == getattr(b, name) for name in fields)
+
+
+def _response(prediction: events.PredictionMade, replayed: bool) -> ingest.ScoreTransactionResponse:
+    return ingest.ScoreTransactionResponse(
+        transaction_id=prediction.transaction_id,
+        decision=prediction.decision,
+        score=prediction.score,
+        reason_codes=prediction.reason_codes,
+        model=prediction.model,
+        scoring_path=prediction.scoring_path,
+        degraded=prediction.degraded,
+        replayed=replayed,
+    )
+
+
+async def score_transaction(
+    request: ingest.ScoreTransactionRequest, deps: IngestDeps
+) -> ingest.ScoreTransactionResponse:
+    """Validate, tokenize, append TransactionReceived, then compute features and the decision."""
+    event = to_event(request, deps.tokenizer)
+    stored = await deps.log.append_received(event)
+    replayed = stored is not None
+    if stored is not None:
+        if not _same_transaction(stored, event):
+            raise TransactionIdReused(
+                f"transaction_id {request.transaction_id} was already used for another transaction"
+            )
+        event = stored
+        prediction = await deps.log.find_prediction(event.card_token, event.transaction_id)
+        if prediction is not None:
+            return _response(prediction, replayed=True)
+    vector = await deps.features.compute(
+        features.ComputeFeaturesRequest(
+            transaction_id=event.transaction_id,
+            card_token=event.card_token,
+            terminal_id=event.terminal_id,
+            amount=event.amount,
+            event_time=event.event_time,
+        ),
+        timeout=deps.downstream_timeout_s,
+    )
+    decided = await deps.scoring.score(
+        scoring.ScoreFeaturesRequest(
+            transaction_id=event.transaction_id,
+            card_token=event.card_token,
+            feature_set_version=vector.feature_set_version,
+            values=vector.values,
+            event_time=event.event_time,
+        ),
+        timeout=deps.downstream_timeout_s,
+    )
+    return ingest.ScoreTransactionResponse(
+        transaction_id=event.transaction_id,
+        decision=decided.decision,
+        score=decided.score,
+        reason_codes=decided.reason_codes,
+        model=decided.model,
+        scoring_path=decided.scoring_path,
+        degraded=decided.degraded,
+        replayed=replayed,
+    )
+
+
+async def report_label(request: ingest.ReportLabelRequest, deps: IngestDeps) -> ingest.ReportLabelResponse:
+    """Append a delayed label for a transaction the log holds."""
+    if await deps.log.find_received(request.transaction_id) is None:
+        raise UnknownTransaction(f"transaction_id {request.transaction_id} is not in the log")
+    label = events.LabelReported(
+        schema_version=SCHEMA_VERSION,
+        transaction_id=request.transaction_id,
+        is_fraud=request.is_fraud,
+        source=request.source,
+        reported_at=request.reported_at,
+    )
+    return ingest.ReportLabelResponse(appended=await deps.log.append_label(label))

@@ -1,0 +1,52 @@
+"""PredictionMade appended once per transaction; model events folded from the MODELS stream."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from fraud.events.v1 import model_events_pb2 as model_events
+from fraud.events.v1 import transaction_events_pb2 as events
+from fraudshared import subjects
+from fraudshared.events.envelope import Envelope
+from fraudshared.events.once import OnceLog
+from services.scoring.domain.catalog import ModelCatalog
+
+PREDICTIONS = "PREDICTIONS"
+MODELS = "MODELS"
+MODEL_EVENT_TYPES = {
+    cls.DESCRIPTOR.full_name: cls
+    for cls in (
+        model_events.ModelRegistered,
+        model_events.ModelApproved,
+        model_events.ModelDeployed,
+        model_events.ModelPromoted,
+        model_events.ModelRolledBack,
+    )
+}
+
+
+class JetStreamPredictionLog:
+    """Implements services.scoring.service_layer.ports.PredictionLog."""
+
+    def __init__(self, once: OnceLog) -> None:
+        self._once = once
+
+    async def append_prediction(self, event: events.PredictionMade) -> events.PredictionMade | None:
+        return await self._once.append_once(
+            event,
+            business_id=event.transaction_id,
+            subject=subjects.prediction_made(event.card_token, event.transaction_id),
+            stream=PREDICTIONS,
+            time=event.event_time.ToDatetime(tzinfo=UTC),
+        )
+
+
+def catalog_folder(catalog: ModelCatalog):  # type: ignore[no-untyped-def]
+    """A follow() handler that folds model events into `catalog`."""
+
+    def handle(seq: int, envelope: Envelope) -> None:
+        message_type = MODEL_EVENT_TYPES.get(envelope.type)
+        if message_type is not None:
+            catalog.apply(envelope.payload(message_type))
+
+    return handle

@@ -1,0 +1,24 @@
+"""Ports of the scoring service."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from fraud.events.v1 import transaction_events_pb2 as events
+
+
+class InferenceError(RuntimeError):
+    """The model server did not give a usable score (down, slow, or garbage)."""
+
+
+class ModelRunner(Protocol):
+    async def score(self, triton_model_name: str, values: Sequence[float], timeout: float) -> float:
+        """Fraud probability of one feature vector; raises InferenceError."""
+        ...
+
+
+class PredictionLog(Protocol):
+    async def append_prediction(self, event: events.PredictionMade) -> events.PredictionMade | None:
+        """Append once per transaction; return the already recorded prediction on a retry."""
+        ...

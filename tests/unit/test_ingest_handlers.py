@@ -1,0 +1,139 @@
+"""Ingest use cases against small in-memory fakes of their ports."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from fraud.common.v1 import decision_pb2 as common
+from fraud.common.v1 import money_pb2
+from fraud.events.v1 import transaction_events_pb2 as events
+from fraud.features.v1 import feature_service_pb2 as features
+from fraud.ingest.v1 import ingest_service_pb2 as ingest
+from fraud.scoring.v1 import scoring_service_pb2 as scoring
+from services.ingest.domain.errors import InvalidTransaction, TransactionIdReused, UnknownTransaction
+from services.ingest.domain.pan import PanTokenizer
+from services.ingest.service_layer.handlers import IngestDeps, report_label, score_transaction
+
+PAN = "4111111111111111"
+
+
+class FakeLog:
+    def __init__(self) -> None:
+        self.received: dict[str, events.TransactionReceived] = {}
+        self.predictions: dict[str, events.PredictionMade] = {}
+        self.labels: dict[str, events.LabelReported] = {}
+
+    async def append_received(self, event: events.TransactionReceived) -> events.TransactionReceived | None:
+        if event.transaction_id in self.received:
+            return self.received[event.transaction_id]
+        self.received[event.transaction_id] = event
+        return None
+
+    async def find_prediction(self, card_token: str, transaction_id: str) -> events.PredictionMade | None:
+        return self.predictions.get(transaction_id)
+
+    async def find_received(self, transaction_id: str) -> events.TransactionReceived | None:
+        return self.received.get(transaction_id)
+
+    async def append_label(self, event: events.LabelReported) -> bool:
+        if event.transaction_id in self.labels:
+            return False
+        self.labels[event.transaction_id] = event
+        return True
+
+
+class FakeFeatures:
+    def __init__(self) -> None:
+        self.calls: list[features.ComputeFeaturesRequest] = []
+
+    async def compute(
+        self, request: features.ComputeFeaturesRequest, timeout: float
+    ) -> features.ComputeFeaturesResponse:
+        self.calls.append(request)
+        return features.ComputeFeaturesResponse(feature_set_version="card-v1", values=[1.0, 2.0])
+
+
+class FakeScoring:
+    def __init__(self, log: FakeLog) -> None:
+        self.log = log
+        self.calls = 0
+
+    async def score(self, request: scoring.ScoreFeaturesRequest, timeout: float) -> scoring.ScoreFeaturesResponse:
+        self.calls += 1
+        self.log.predictions[request.transaction_id] = events.PredictionMade(
+            transaction_id=request.transaction_id, decision=common.DECISION_DECLINE, score=0.97
+        )
+        return scoring.ScoreFeaturesResponse(decision=common.DECISION_DECLINE, score=0.97)
+
+
+def make_deps() -> tuple[IngestDeps, FakeLog, FakeFeatures, FakeScoring]:
+    log, feats = FakeLog(), FakeFeatures()
+    scorer = FakeScoring(log)
+    return IngestDeps(log=log, features=feats, scoring=scorer, tokenizer=PanTokenizer(b"s" * 32)), log, feats, scorer
+
+
+def request(tx_id: str = "tx-1", pan: str = PAN, amount: int = 1250) -> ingest.ScoreTransactionRequest:
+    req = ingest.ScoreTransactionRequest(
+        transaction_id=tx_id, pan=pan, terminal_id="T1", amount=money_pb2.Money(amount_minor=amount, currency="EUR")
+    )
+    req.event_time.FromDatetime(datetime(2026, 11, 1, 12, tzinfo=UTC))
+    return req
+
+
+async def test_pan_is_tokenized_before_anything_is_appended() -> None:
+    deps, log, feats, _ = make_deps()
+    response = await score_transaction(request(), deps)
+    assert response.decision == common.DECISION_DECLINE and not response.replayed
+    stored = log.received["tx-1"]
+    assert PAN not in stored.SerializeToString().decode("latin-1")
+    assert stored.card_token == deps.tokenizer.tokenize(PAN)
+    assert feats.calls[0].card_token == stored.card_token
+
+
+async def test_luhn_failure_appends_nothing() -> None:
+    deps, log, _, _ = make_deps()
+    with pytest.raises(InvalidTransaction) as err:
+        await score_transaction(request(pan="4111111111111112"), deps)
+    assert err.value.field == "pan" and err.value.rule == "pan.luhn"
+    assert log.received == {}
+
+
+async def test_retry_returns_recorded_decision_without_rescoring() -> None:
+    deps, log, _, scorer = make_deps()
+    first = await score_transaction(request(), deps)
+    again = await score_transaction(request(), deps)
+    assert again.replayed and again.decision == first.decision and scorer.calls == 1
+    assert len(log.received) == 1
+
+
+async def test_retry_after_crash_before_decision_finishes_it() -> None:
+    deps, log, _, scorer = make_deps()
+    await log.append_received(await _event(deps))
+    response = await score_transaction(request(), deps)
+    assert response.replayed and scorer.calls == 1 and response.decision == common.DECISION_DECLINE
+
+
+async def _event(deps: IngestDeps) -> events.TransactionReceived:
+    from services.ingest.service_layer.handlers import to_event
+
+    return to_event(request(), deps.tokenizer)
+
+
+async def test_reused_id_for_another_transaction_is_refused() -> None:
+    deps, _, _, _ = make_deps()
+    await score_transaction(request(), deps)
+    with pytest.raises(TransactionIdReused):
+        await score_transaction(request(amount=999), deps)
+
+
+async def test_label_for_unknown_transaction_is_refused_and_duplicate_label_not_appended() -> None:
+    deps, log, _, _ = make_deps()
+    label = ingest.ReportLabelRequest(transaction_id="tx-1", is_fraud=True, source="chargeback")
+    with pytest.raises(UnknownTransaction):
+        await report_label(label, deps)
+    await score_transaction(request(), deps)
+    assert (await report_label(label, deps)).appended
+    assert not (await report_label(label, deps)).appended
+    assert len(log.labels) == 1
