@@ -14,7 +14,7 @@ demo: gen
 	$(PY) -m fraudctl demo
 
 test: gen lint typecheck proto-check
-	$(PY) -m pytest -q tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+	$(PY) -m pytest -q tests/unit tests/integration tests/e2e; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 venv: $(VENV)/.installed
 

@@ -75,10 +75,12 @@ async def run_service(
             ],
         )
         await server.start()
+        serving = asyncio.ensure_future(serve_until_signalled(server, context.on_shutdown, stop_event=stop_event))
+        await asyncio.sleep(0)  # let it install the SIGTERM/SIGINT handlers before anyone is told we are ready
         log.info("%s ready grpc_port=%d metrics_port=%d", name, port, metrics_port)
         if on_ready is not None:
             on_ready(port)
-        await serve_until_signalled(server, context.on_shutdown, stop_event=stop_event)
+        await serving
     tracer_provider.shutdown()
 
 

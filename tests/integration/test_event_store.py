@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from fraud.common.v1 import money_pb2
 from google.protobuf import wrappers_pb2
 from nats.js import JetStreamContext
 from nats.js.api import StorageType
 from nats.js.errors import APIError, NoStreamResponseError, NotFoundError
 
+from fraud.common.v1 import money_pb2
 from fraudshared.events import (
     AppendRequest,
     ConcurrencyError,

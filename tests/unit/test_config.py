@@ -101,7 +101,7 @@ class _IngestConfig(EnvConfig):
     grpc_port: int = env_field("FRAUD_TEST_GRPC_PORT", 50051)
     dedupe_window_s: float = env_field("FRAUD_TEST_DEDUPE_WINDOW_S", 120.0)
     strict: bool = env_field("FRAUD_TEST_STRICT", False)
-    model_dir: Path = env_field("FRAUD_TEST_MODEL_DIR", Path("var/models"))  # noqa: RUF009 (Path is immutable)
+    model_dir: Path = env_field("FRAUD_TEST_MODEL_DIR", Path("var/models"))
     label: str = "not-from-env"
 
 

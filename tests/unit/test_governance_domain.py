@@ -171,7 +171,7 @@ class FakeEventStore:
         if self.before_append is not None:
             hook, self.before_append = self.before_append, None
             hook()
-        name = event.model_name  # type: ignore[attr-defined]
+        name = event.model_name
         if self.last_on(name) != expected_last_seq:
             raise ConcurrentChange(f"expected {expected_last_seq}, found {self.last_on(name)}")
         self.stream.append((name, event))
@@ -290,3 +290,52 @@ async def test_rebuild_gives_the_same_rows(gov: handlers.Governance) -> None:
     before = await handlers.list_models(gov)
     assert await handlers.rebuild(gov) == 2
     assert await handlers.list_models(gov) == before
+
+
+# --- artifact store and ONNX check (pure filesystem / in-memory, no servers) --------------------------
+
+
+def test_artifact_store_is_content_addressed_and_detects_corruption(tmp_path: Path) -> None:
+    from services.governance.adapters.artifacts import ArtifactCorrupt, ArtifactNotFound, ArtifactStore
+
+    store = ArtifactStore(tmp_path)
+    sha = store.put(b"model")
+    assert store.put(b"model") == sha and store.get(sha) == b"model"
+    with pytest.raises(ArtifactNotFound):
+        store.get("0" * 64)
+    with pytest.raises(ValueError, match="not a sha256"):
+        store.path("../etc/passwd")
+    path = store.path(sha)
+    path.chmod(0o644)
+    path.write_bytes(b"tampered")
+    with pytest.raises(ArtifactCorrupt, match="corrupt"):
+        store.get(sha)
+
+
+def tiny_onnx(input_name: str = "features", width: int | None = 3, output_name: str = "probability") -> bytes:
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["x"], [output_name], axes=[1], keepdims=1)],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, width])],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, [None, 1])],
+    )
+    graph.input[0].name = input_name
+    graph.node[0].input[0] = input_name
+    return bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString())
+
+
+def test_onnx_check_accepts_the_contract_and_names_what_is_wrong() -> None:
+    from services.governance.adapters.onnx_check import check_onnx
+
+    assert check_onnx(tiny_onnx(), FEATURES).n_features == 3
+    assert check_onnx(tiny_onnx(width=None), FEATURES).input_name == "features"
+    for data, message in (
+        (b"\x00garbage", "onnx_model"),
+        (tiny_onnx(width=4), "takes 4 features but 3"),
+        (tiny_onnx(input_name="x"), "exactly one input 'features'"),
+        (tiny_onnx(output_name="score"), "no output 'probability'"),
+    ):
+        with pytest.raises(InvalidArtifact, match=message):
+            check_onnx(data, FEATURES)

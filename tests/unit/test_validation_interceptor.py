@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 import grpc
 import grpc.aio
 import pytest
-from fraud.common.v1.money_pb2 import Money
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -18,6 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
 
+from fraud.common.v1.money_pb2 import Money
 from fraudshared.grpc_server import GracefulShutdown, build_server, health_servicer, serve_until_signalled
 from fraudshared.validation import STATUS_DETAILS_KEY
 
@@ -168,12 +168,13 @@ async def _assert_stopped(port: int, cleaned: asyncio.Event, task: asyncio.Task)
 
 
 async def test_serve_until_signalled_stops_on_its_event() -> None:
+    before = signal.getsignal(signal.SIGTERM)  # other in-process services (e2e fixtures) may hold it
     stop = asyncio.Event()
     port, cleaned, task = await _serving(stop)
     await asyncio.sleep(0.05)
     stop.set()
     await _assert_stopped(port, cleaned, task)
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers removed again
+    assert signal.getsignal(signal.SIGTERM) == before  # our handler removed again
 
 
 async def test_one_sigterm_stops_every_service_in_the_process() -> None:

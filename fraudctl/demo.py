@@ -1,0 +1,215 @@
+"""`fraudctl demo`: the walking skeleton, every hop real.
+
+up (nats-server, tritonserver, five services) -> generate a synthetic card history -> train LightGBM ->
+ONNX -> register, approve and deploy to Triton through the governance service -> stream transactions
+through IngestService.ScoreTransaction over gRPC -> print decisions, latency, events per stream -> down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import nats
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from fraud.common.v1 import decision_pb2 as common
+from fraud.common.v1 import money_pb2
+from fraud.events.v1 import model_events_pb2 as model_events
+from fraud.governance.v1 import governance_service_pb2 as gov
+from fraud.governance.v1 import governance_service_pb2_grpc as gov_grpc
+from fraud.ingest.v1 import ingest_service_pb2 as ingest
+from fraud.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
+from fraudctl import runtime
+from fraudctl.procfile import Plan
+from fraudml.datagen import generate
+from fraudml.train import TrainResult, train
+from fraudshared.events.streams import default_specs
+
+MODEL_NAME = "card-fraud-gbdt"
+
+
+@dataclass
+class DemoResult:
+    """What the demo measured; printed as tables and asserted by the e2e test."""
+
+    model_version: str = ""
+    deploy_ms: float = 0.0
+    metrics: dict[str, float] = field(default_factory=dict)
+    decisions: Counter[str] = field(default_factory=Counter)
+    paths: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    stream_counts: dict[str, int] = field(default_factory=dict)
+    pans: set[str] = field(default_factory=set)
+
+
+def code_revision() -> str:
+    """The git commit the demo runs from ("unknown" outside a checkout)."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip()
+
+
+def to_request(row: pd.Series, run_id: str) -> ingest.ScoreTransactionRequest:
+    request = ingest.ScoreTransactionRequest(
+        transaction_id=f"{run_id}-{row.tx_id}",
+        pan=row.card_pan,
+        amount=money_pb2.Money(amount_minor=int(row.amount_minor), currency=row.currency),
+        terminal_id=str(row.terminal_id),
+        channel=common.CHANNEL_CARD_PRESENT,
+    )
+    request.event_time.FromDatetime(row.tx_time.to_pydatetime())
+    return request
+
+
+async def deploy(address: str, result: TrainResult, console: Console) -> tuple[str, float]:
+    """Register -> approve -> deploy as champion; returns the version and register->serving milliseconds."""
+    async with grpc.aio.insecure_channel(address, options=[("grpc.max_send_message_length", 64 << 20)]) as ch:
+        stub = gov_grpc.GovernanceServiceStub(ch)
+        existing = await stub.ListModels(gov.ListModelsRequest(model_name=MODEL_NAME))
+        version = f"1.0.{len(existing.models)}"
+        started = time.perf_counter()
+        await stub.RegisterModel(
+            gov.RegisterModelRequest(
+                model_name=MODEL_NAME,
+                version=version,
+                onnx_model=result.model_onnx_bytes,
+                dataset_sha256=result.dataset_sha256,
+                feature_set_version=result.feature_set_version,
+                feature_names=list(result.feature_names),
+                code_revision=code_revision(),
+                params={k: str(v) for k, v in result.params.items()},
+                metrics=result.metrics,
+                thresholds=common.Thresholds(review=result.thresholds["review"], decline=result.thresholds["decline"]),
+                registered_by="demo-data-scientist",
+            )
+        )
+        await stub.ApproveModel(
+            gov.ApproveModelRequest(model_name=MODEL_NAME, version=version, approver="demo-risk-officer")
+        )
+        await stub.DeployModel(
+            gov.DeployModelRequest(
+                model_name=MODEL_NAME,
+                version=version,
+                role=model_events.DEPLOYMENT_ROLE_CHAMPION,
+                deployed_by="demo-ml-engineer",
+            )
+        )
+        return version, (time.perf_counter() - started) * 1000
+
+
+async def stream(
+    address: str, requests: list[ingest.ScoreTransactionRequest], concurrency: int, out: DemoResult
+) -> None:
+    """Send every request through ScoreTransaction with at most `concurrency` in flight."""
+    queue: asyncio.Queue[ingest.ScoreTransactionRequest] = asyncio.Queue()
+    for request in requests:
+        queue.put_nowait(request)
+    with Progress(transient=True) as progress:
+        task = progress.add_task("scoring transactions", total=len(requests))
+        async with grpc.aio.insecure_channel(address) as ch:
+            stub = ingest_grpc.IngestServiceStub(ch)
+
+            async def worker() -> None:
+                while not queue.empty():
+                    request = queue.get_nowait()
+                    t0 = time.perf_counter()
+                    try:
+                        response = await stub.ScoreTransaction(request, timeout=5.0)
+                    except grpc.aio.AioRpcError as exc:
+                        out.errors[exc.code().name] += 1
+                    else:
+                        out.latencies_ms.append((time.perf_counter() - t0) * 1000)
+                        out.decisions[common.Decision.Name(response.decision).removeprefix("DECISION_")] += 1
+                        out.paths[common.ScoringPath.Name(response.scoring_path).removeprefix("SCORING_PATH_")] += 1
+                    progress.advance(task)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            out.elapsed_s = time.perf_counter() - started
+
+
+async def count_events(nats_url: str) -> dict[str, int]:
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        return {spec.name: (await js.stream_info(spec.name)).state.messages for spec in default_specs()}
+    finally:
+        await nc.close()
+
+
+async def run_with_plan(plan: Plan, console: Console, transactions: int, customers: int, days: int) -> DemoResult:
+    out = DemoResult()
+    with console.status("generating a synthetic card history"):
+        df = generate(n_customers=customers, n_terminals=10 * customers, n_days=days, seed=7)
+    console.print(f"generated {len(df):,} transactions over {days} days, fraud rate {df.is_fraud.mean():.2%}")
+    with console.status("training LightGBM and exporting ONNX"):
+        result = await asyncio.to_thread(train, df, train_days=days - 14, delay_days=7, test_days=7)
+    out.metrics = result.metrics
+    console.print("trained: " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(result.metrics.items())))
+    with console.status("registering, approving and deploying to Triton"):
+        out.model_version, out.deploy_ms = await deploy(plan.address("governance"), result, console)
+    console.print(f"{MODEL_NAME} {out.model_version} serving in Triton {out.deploy_ms:.0f} ms after registration")
+    await asyncio.sleep(1.0)  # scoring follows the MODELS stream; give it a moment to see the new champion
+    tail = df.tail(transactions)
+    out.pans = set(tail.card_pan)
+    run_id = uuid.uuid4().hex[:8]
+    await stream(plan.address("ingest"), [to_request(row, run_id) for row in tail.itertuples()], 16, out)
+    out.stream_counts = await count_events(plan.env["FRAUD_NATS_URL"])
+    return out
+
+
+def render(out: DemoResult, console: Console) -> None:
+    lat = np.asarray(out.latencies_ms) if out.latencies_ms else np.zeros(1)
+    table = Table(title=f"ScoreTransaction over gRPC, model {MODEL_NAME} {out.model_version}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for decision in ("APPROVE", "REVIEW", "DECLINE"):
+        table.add_row(f"decisions {decision}", f"{out.decisions.get(decision, 0):,}")
+    for path, count in sorted(out.paths.items()):
+        table.add_row(f"scoring path {path}", f"{count:,}")
+    for code, count in sorted(out.errors.items()):
+        table.add_row(f"errors {code}", f"{count:,}")
+    table.add_row("latency p50 (ms)", f"{np.percentile(lat, 50):.2f}")
+    table.add_row("latency p99 (ms)", f"{np.percentile(lat, 99):.2f}")
+    table.add_row("throughput (tx/s, 16 in flight)", f"{len(out.latencies_ms) / max(out.elapsed_s, 1e-9):.0f}")
+    table.add_row("register -> serving (ms)", f"{out.deploy_ms:.0f}")
+    for name, count in out.stream_counts.items():
+        table.add_row(f"events in {name}", f"{count:,}")
+    console.print(table)
+
+
+def run_demo(
+    var_dir: Path,
+    console: Console,
+    transactions: int = 3000,
+    customers: int = 400,
+    days: int = 35,
+    keep_up: bool = False,
+) -> DemoResult:
+    """Run the whole skeleton; the platform is stopped at the end unless `keep_up`."""
+    plan = runtime.up(var_dir, console=console)
+    try:
+        try:
+            out = asyncio.run(run_with_plan(plan, console, transactions, customers, days))
+        except grpc.aio.AioRpcError as exc:
+            raise runtime.RuntimeErrorWithHint(f"demo: a service answered {exc.code().name}: {exc.details()}") from exc
+        render(out, console)
+        return out
+    finally:
+        if not keep_up:
+            runtime.down(var_dir, console=console)

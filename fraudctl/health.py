@@ -1,0 +1,73 @@
+"""Health probes for the local runtime's components.
+
+NATS: its monitoring ``/healthz``; Triton: ``/v2/health/ready``; our services: ``grpc.health.v1`` Check of the
+overall service ``""``.
+"""
+
+from __future__ import annotations
+
+import socket
+import urllib.error
+import urllib.request
+
+from fraudctl.procfile import HOST, Component
+
+SERVING = "SERVING"
+NOT_SERVING = "NOT_SERVING"
+DOWN = "DOWN"
+
+# Loopback probes must never go through a proxy configured for the outside world.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def probe(component: Component, timeout: float = 1.0) -> str:
+    """Asks a component whether it is ready.
+
+    Args:
+        component: The component, from the plan.
+        timeout: Seconds to wait for an answer.
+
+    Returns:
+        `SERVING` (ready), `NOT_SERVING` (answers, not ready) or `DOWN` (nothing listening).
+    """
+    if component.name == "nats":
+        if not _listening(component.ports["client"], timeout):
+            return DOWN
+        return _probe_http(component.ports["monitor"], "/healthz", timeout)
+    if component.name == "triton":
+        return _probe_http(component.ports["http"], "/v2/health/ready", timeout)
+    return _probe_grpc(component.port, timeout)
+
+
+def _listening(port: int, timeout: float) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _probe_http(port: int, path: str, timeout: float) -> str:
+    try:
+        with _OPENER.open(f"http://{HOST}:{port}{path}", timeout=timeout) as response:
+            return SERVING if response.status == 200 else NOT_SERVING
+    except urllib.error.HTTPError:
+        return NOT_SERVING
+    except urllib.error.URLError as exc:
+        return DOWN if isinstance(exc.reason, ConnectionRefusedError) else NOT_SERVING
+    except OSError:
+        return NOT_SERVING
+
+
+def _probe_grpc(port: int, timeout: float) -> str:
+    import grpc  # Imported here: grpc costs startup time that `fraudctl logs` and `down` don't need.
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(f"{HOST}:{port}", options=[("grpc.enable_http_proxy", 0)]) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=timeout
+            )
+        except grpc.RpcError as exc:
+            return DOWN if exc.code() == grpc.StatusCode.UNAVAILABLE else NOT_SERVING
+    return SERVING if reply.status == health_pb2.HealthCheckResponse.SERVING else NOT_SERVING

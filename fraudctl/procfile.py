@@ -1,0 +1,274 @@
+"""The local runtime's plan: which processes run, on which loopback ports, with which environment.
+
+Everything here is a pure function of its arguments (no process is started), so the plan is unit-tested
+on its own. `fraudctl.runtime` writes it under ``var/run/``: a Procfile and an env file for honcho, and
+``plan.json`` from which other commands (status, logs, the demo) read the components' addresses.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import socket
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HOST = "127.0.0.1"
+INFRA = ("nats", "triton")
+SERVICES = ("ingest", "features", "scoring", "governance", "monitor")
+ALL = INFRA + SERVICES
+# The first kind of each component is its primary port: its address and its FRAUD_<COMPONENT>_PORT pin.
+PORT_KINDS: dict[str, tuple[str, ...]] = {
+    "nats": ("client", "monitor"),
+    "triton": ("grpc", "http", "metrics"),
+    **{name: ("grpc", "metrics") for name in SERVICES},
+}
+# Set (to the absolute var dir) in the environment of every process honcho starts, so `down` finds strays.
+RUNTIME_MARKER = "FRAUD_RUNTIME_DIR"
+
+Ports = dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where the runtime keeps its files under one var dir."""
+
+    var_dir: Path
+
+    @property
+    def run_dir(self) -> Path:
+        return self.var_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.var_dir / "log"
+
+    @property
+    def procfile(self) -> Path:
+        return self.run_dir / "Procfile"
+
+    @property
+    def env_file(self) -> Path:
+        return self.run_dir / ".env"
+
+    @property
+    def plan_file(self) -> Path:
+        return self.run_dir / "plan.json"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run_dir / "honcho.pid"
+
+    @property
+    def honcho_log(self) -> Path:
+        return self.log_dir / "honcho.log"
+
+    @property
+    def nats_store(self) -> Path:
+        return self.var_dir / "nats"
+
+    @property
+    def model_repo(self) -> Path:
+        return self.var_dir / "triton" / "models"
+
+    @property
+    def backend_dir(self) -> Path:
+        return self.var_dir / "triton" / "backends"
+
+
+@dataclass(frozen=True)
+class Component:
+    """One supervised process: its command line, loopback ports and process-specific environment."""
+
+    name: str
+    command: list[str]
+    ports: dict[str, int]
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def port(self) -> int:
+        """The primary port (NATS client, Triton gRPC, a service's gRPC)."""
+        return self.ports[PORT_KINDS[self.name][0]]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What `fraudctl up` runs; the environment shared by all processes goes to honcho's env file."""
+
+    var_dir: Path
+    components: dict[str, Component]
+    env: dict[str, str]
+
+    def address(self, component: str, kind: str | None = None) -> str:
+        """Returns ``127.0.0.1:<port>`` of a component's primary port (or of port ``kind``).
+
+        Raises:
+            KeyError: If the component is not in the plan or has no such port.
+        """
+        comp = self.components[component]
+        return f"{HOST}:{comp.port if kind is None else comp.ports[kind]}"
+
+    def to_json(self) -> str:
+        comps = {n: {"command": c.command, "ports": c.ports, "env": c.env} for n, c in self.components.items()}
+        return json.dumps({"var_dir": str(self.var_dir), "components": comps, "env": self.env}, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        raw = json.loads(text)
+        comps = {n: Component(n, c["command"], c["ports"], c.get("env", {})) for n, c in raw["components"].items()}
+        return cls(Path(raw["var_dir"]), comps, raw["env"])
+
+
+def pin_variables(component: str, kind: str) -> list[str]:
+    """Environment variables that pin a port, most specific first (``FRAUD_NATS_MONITOR_PORT``...)."""
+    names = [f"FRAUD_{component.upper()}_{kind.upper()}_PORT"]
+    if kind == PORT_KINDS[component][0]:
+        names.append(f"FRAUD_{component.upper()}_PORT")
+    return names
+
+
+def pinned_ports(components: Iterable[str], environ: Mapping[str, str]) -> dict[tuple[str, str], tuple[int, str]]:
+    """Finds ports the user fixed by environment variable.
+
+    Returns:
+        ``(component, kind) -> (port, variable name)`` for every pinned port.
+
+    Raises:
+        ValueError: If a pin is not an integer in 1..65535, or two pins are equal (the message names them).
+    """
+    pins: dict[tuple[str, str], tuple[int, str]] = {}
+    for comp in components:
+        for kind in PORT_KINDS[comp]:
+            for var in pin_variables(comp, kind):
+                raw = environ.get(var, "").strip()
+                if not raw:
+                    continue
+                if not raw.isdigit() or not 0 < int(raw) < 65536:
+                    raise ValueError(f"{var} must be a port number (1-65535), got {raw!r}")
+                clash = [v for port, v in pins.values() if port == int(raw)]
+                if clash:
+                    raise ValueError(f"{var} and {clash[0]} pin the same port {raw}")
+                pins[(comp, kind)] = (int(raw), var)
+                break
+    return pins
+
+
+def allocate_ports(components: Sequence[str], environ: Mapping[str, str] | None = None) -> Ports:
+    """Gives every port of every component a loopback port: the pinned one, else a free one.
+
+    Free ports are taken by binding port 0 while holding all sockets open, so no two are equal.
+
+    Args:
+        components: Component names (from `ALL`).
+        environ: Where pins are read (``FRAUD_<COMPONENT>[_<KIND>]_PORT``); none when omitted.
+
+    Returns:
+        ``component -> kind -> port``.
+    """
+    pins = pinned_ports(components, environ or {})
+    taken = {port for port, _ in pins.values()}
+    ports: Ports = {}
+    held: list[socket.socket] = []
+    try:
+        for comp in components:
+            ports[comp] = {}
+            for kind in PORT_KINDS[comp]:
+                if (comp, kind) in pins:
+                    ports[comp][kind] = pins[(comp, kind)][0]
+                    continue
+                while True:
+                    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    held.append(sock)
+                    sock.bind((HOST, 0))
+                    port = sock.getsockname()[1]
+                    if port not in taken:
+                        break
+                taken.add(port)
+                ports[comp][kind] = port
+    finally:
+        for sock in held:
+            sock.close()
+    return ports
+
+
+def build_plan(var_dir: Path, ports: Ports, python: str, components: Sequence[str] = ALL) -> Plan:
+    """Builds each component's command line and the environment every process shares.
+
+    Args:
+        var_dir: The runtime's var dir (made absolute).
+        ports: From `allocate_ports`; must cover ``components``.
+        python: Interpreter that runs the services (``python -m services.<name>``).
+        components: Which components to run, a subset of `ALL`.
+
+    Returns:
+        The plan.
+    """
+    paths = Paths(var_dir.resolve())
+    comps: dict[str, Component] = {}
+    env = {
+        "FRAUD_VAR_DIR": str(paths.var_dir),
+        RUNTIME_MARKER: str(paths.var_dir),
+        "PYTHONUNBUFFERED": "1",  # honcho reads a pipe; unbuffered output keeps log lines timely.
+    }
+    for name in components:
+        p = ports[name]
+        if name == "nats":
+            from fraudshared import nats_server  # Imported when used: readers of plan.json need neither binary.
+
+            # Same server name as fraudshared's embedded NatsServer: JetStream keys a data dir's state on it.
+            cmd = nats_server.command_line(
+                port=p["client"], store_dir=paths.nats_store, monitor_port=p["monitor"], server_name="fraud-embedded"
+            )
+            comps[name] = Component(name, [str(a) for a in cmd], dict(p))
+            env["FRAUD_NATS_URL"] = f"nats://{HOST}:{p['client']}"
+        elif name == "triton":
+            from fraudshared import triton_server
+
+            cmd = triton_server.command_line(paths.model_repo, paths.backend_dir, p["grpc"], p["http"], p["metrics"])
+            comps[name] = Component(name, [str(a) for a in cmd], dict(p), triton_server.environment(base={}))
+            env["FRAUD_TRITON_GRPC_URL"] = f"{HOST}:{p['grpc']}"
+            env["FRAUD_TRITON_HTTP_URL"] = f"{HOST}:{p['http']}"
+            env["FRAUD_TRITON_MODEL_REPO"] = str(paths.model_repo)
+        else:
+            comps[name] = Component(name, [python, "-m", f"services.{name}"], dict(p))
+            env[f"FRAUD_{name.upper()}_GRPC_PORT"] = str(p["grpc"])
+            env[f"FRAUD_{name.upper()}_METRICS_PORT"] = str(p["metrics"])
+            env[f"FRAUD_{name.upper()}_ADDR"] = f"{HOST}:{p['grpc']}"
+    return Plan(paths.var_dir, comps, env)
+
+
+def render_procfile(plan: Plan) -> str:
+    """Renders honcho's Procfile: one line per component.
+
+    ``exec`` makes the component replace honcho's shell, so the pid honcho reports is the component's.
+    Process-specific variables (Triton's library path) are set with ``env`` on that line only.
+    """
+    lines = []
+    for comp in plan.components.values():
+        prefix = ["env", *(f"{k}={v}" for k, v in sorted(comp.env.items()))] if comp.env else []
+        lines.append(f"{comp.name}: exec {shlex.join([*prefix, *comp.command])}")
+    return "\n".join(lines) + "\n"
+
+
+def render_env(plan: Plan) -> str:
+    """Renders honcho's env file (``KEY=value`` lines, shell-quoted) with the shared environment."""
+    return "".join(f"{key}={shlex.quote(value)}\n" for key, value in sorted(plan.env.items()))
+
+
+def write_plan(plan: Plan) -> Paths:
+    """Writes the Procfile, the env file and plan.json under ``<var>/run/`` and returns the paths."""
+    paths = Paths(plan.var_dir)
+    paths.run_dir.mkdir(parents=True, exist_ok=True)
+    paths.procfile.write_text(render_procfile(plan))
+    paths.env_file.write_text(render_env(plan))
+    paths.plan_file.write_text(plan.to_json())
+    return paths
+
+
+def load_plan(var_dir: Path) -> Plan | None:
+    """Reads the plan of the runtime started in ``var_dir``, or None if none is running or planned."""
+    try:
+        return Plan.from_json(Paths(var_dir.resolve()).plan_file.read_text())
+    except (OSError, ValueError, KeyError):
+        return None

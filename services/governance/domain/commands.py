@@ -1,0 +1,54 @@
+"""Commands: what a caller asks governance to do (imperative names; events are their past tense)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """How a deployed version takes part in decisions."""
+
+    CHAMPION = "champion"
+    CANARY = "canary"
+    SHADOW = "shadow"
+
+
+@dataclass(frozen=True)
+class RegisterModel:
+    """Register a new version of a model with its ONNX artifact and lineage."""
+
+    model_name: str
+    version: str
+    onnx_model: bytes
+    dataset_sha256: str
+    feature_set_version: str
+    feature_names: tuple[str, ...]
+    review_threshold: float
+    decline_threshold: float
+    registered_by: str
+    code_revision: str = ""
+    params: Mapping[str, str] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ApproveModel:
+    """One approver's sign-off on a registered version."""
+
+    model_name: str
+    version: str
+    approver: str
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class DeployModel:
+    """Load an approved version into the inference server and serve it in a role."""
+
+    model_name: str
+    version: str
+    role: Role
+    deployed_by: str
+    canary_percent: int = 0

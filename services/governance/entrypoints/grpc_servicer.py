@@ -1,0 +1,145 @@
+"""GovernanceService over grpc.aio: requests become commands, domain errors become status codes.
+
+Request field rules (patterns, lengths, required thresholds) are enforced before we get here by the shared
+protovalidate interceptor; this layer maps what only the domain can judge.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from typing import NoReturn, TypeVar
+
+import grpc
+import grpc.aio
+import nats.errors
+import sqlalchemy.exc
+
+from fraud.governance.v1 import governance_service_pb2 as pb
+from fraud.governance.v1 import governance_service_pb2_grpc as pb_grpc
+from services.governance.domain import errors
+from services.governance.domain.commands import ApproveModel, DeployModel, RegisterModel
+from services.governance.domain.events import ROLE_TO_PROTO, role_from_proto
+from services.governance.domain.model import Stage
+from services.governance.domain.views import VersionView
+from services.governance.service_layer import handlers
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GovernanceService"].full_name
+# Most specific first: InvalidArtifact is an InvalidCommand.
+STATUS_OF: tuple[tuple[type[errors.GovernanceError], grpc.StatusCode], ...] = (
+    (errors.UnknownVersion, grpc.StatusCode.NOT_FOUND),
+    (errors.DuplicateVersion, grpc.StatusCode.ALREADY_EXISTS),
+    (errors.InvalidTransition, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.InvalidCommand, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.ConcurrentChange, grpc.StatusCode.ABORTED),
+    (errors.ServingUnavailable, grpc.StatusCode.UNAVAILABLE),
+    (errors.DeploymentFailed, grpc.StatusCode.FAILED_PRECONDITION),
+)
+STAGE_TO_PROTO = {
+    Stage.REGISTERED: pb.MODEL_STAGE_REGISTERED,
+    Stage.APPROVED: pb.MODEL_STAGE_APPROVED,
+    Stage.DEPLOYED: pb.MODEL_STAGE_DEPLOYED,
+    Stage.RETIRED: pb.MODEL_STAGE_RETIRED,
+}
+
+
+def status_of(exc: errors.GovernanceError) -> grpc.StatusCode:
+    """The gRPC status code for a governance error."""
+    return next((code for kind, code in STATUS_OF if isinstance(exc, kind)), grpc.StatusCode.INTERNAL)
+
+
+def to_proto(view: VersionView) -> pb.ModelVersion:
+    """The wire form of a registry view."""
+    message = pb.ModelVersion(
+        model_name=view.model_name,
+        version=view.version,
+        stage=STAGE_TO_PROTO[view.stage],
+        role=ROLE_TO_PROTO[view.role] if view.role else 0,
+        artifact_sha256=view.artifact_sha256,
+        dataset_sha256=view.dataset_sha256,
+        feature_set_version=view.feature_set_version,
+        metrics=dict(view.metrics),
+        approvers=list(view.approvers),
+        triton_model_name=view.triton_model_name,
+        feature_names=list(view.feature_names),
+    )
+    message.thresholds.review, message.thresholds.decline = view.review_threshold, view.decline_threshold
+    message.registered_at.FromDatetime(view.registered_at)
+    return message
+
+
+class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
+    """Thin adapter from gRPC to the use cases."""
+
+    def __init__(self, gov: handlers.Governance) -> None:
+        """Serves the use cases over ``gov``'s adapters."""
+        self._gov = gov
+
+    async def _call(self, context: grpc.aio.ServicerContext, work: Awaitable[T]) -> T:
+        try:
+            return await work
+        except errors.GovernanceError as exc:
+            await _abort(context, status_of(exc), str(exc))
+        except (nats.errors.Error, TimeoutError, ConnectionError) as exc:
+            log.warning("event log unavailable: %r", exc)
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, f"event log unavailable: {exc!r}, retry")
+        except sqlalchemy.exc.OperationalError as exc:
+            log.warning("registry database unavailable: %s", str(exc).splitlines()[0])
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, "registry database unavailable, retry")
+
+    async def RegisterModel(
+        self, request: pb.RegisterModelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RegisterModelResponse:
+        command = RegisterModel(
+            model_name=request.model_name,
+            version=request.version,
+            onnx_model=request.onnx_model,
+            dataset_sha256=request.dataset_sha256,
+            feature_set_version=request.feature_set_version,
+            feature_names=tuple(request.feature_names),
+            review_threshold=request.thresholds.review,
+            decline_threshold=request.thresholds.decline,
+            registered_by=request.registered_by,
+            code_revision=request.code_revision,
+            params=dict(request.params),
+            metrics=dict(request.metrics),
+        )
+        view = await self._call(context, handlers.register_model(self._gov, command))
+        return pb.RegisterModelResponse(model=to_proto(view))
+
+    async def ApproveModel(
+        self, request: pb.ApproveModelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ApproveModelResponse:
+        command = ApproveModel(request.model_name, request.version, request.approver, request.comment)
+        view = await self._call(context, handlers.approve_model(self._gov, command))
+        return pb.ApproveModelResponse(model=to_proto(view))
+
+    async def DeployModel(
+        self, request: pb.DeployModelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeployModelResponse:
+        try:
+            role = role_from_proto(request.role)
+        except ValueError as exc:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        command = DeployModel(request.model_name, request.version, role, request.deployed_by, request.canary_percent)
+        view, load_ms = await self._call(context, handlers.deploy_model(self._gov, command))
+        return pb.DeployModelResponse(model=to_proto(view), load_ms=load_ms)
+
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListModelsResponse:
+        views = await self._call(context, handlers.list_models(self._gov, request.model_name))
+        return pb.ListModelsResponse(models=[to_proto(v) for v in views])
+
+    async def GetServingModels(
+        self, request: pb.GetServingModelsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetServingModelsResponse:
+        views = await self._call(context, handlers.get_serving_models(self._gov))
+        return pb.GetServingModelsResponse(models=[to_proto(v) for v in views])
+
+
+async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
+    await context.abort(code, details)
+    raise AssertionError("context.abort returned")  # it always raises

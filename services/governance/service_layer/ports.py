@@ -1,0 +1,98 @@
+"""Ports the use cases depend on; adapters implement them, unit tests pass small in-memory fakes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from typing import Protocol
+
+from google.protobuf.message import Message
+
+from services.governance.domain.views import VersionView
+
+History = list[tuple[Message, int]]
+
+
+class ModelEventLog(Protocol):
+    """The model lifecycle events: one subject per model, one stream for all models."""
+
+    async def load(self, model_name: str) -> History:
+        """Every event on the model's subject with its stream sequence, in order."""
+        ...
+
+    async def append(self, event: Message, *, expected_last_seq: int) -> int:
+        """Appends ``event`` on its model's subject if the subject's last sequence is still ``expected_last_seq``.
+
+        Returns:
+            The event's stream sequence.
+
+        Raises:
+            ConcurrentChange: If another event was appended to the subject meanwhile.
+        """
+        ...
+
+    def read_all(self, after_seq: int) -> AsyncIterator[tuple[Message, int]]:
+        """Every model event of the stream after ``after_seq``, in stream order (up to the current end)."""
+        ...
+
+    async def last_seq(self) -> int:
+        """The stream's last sequence (0 when empty)."""
+        ...
+
+
+class Registry(Protocol):
+    """The registry projection (synchronous; the use cases call it from a worker thread)."""
+
+    def position(self) -> int:
+        """Last stream sequence applied."""
+        ...
+
+    def apply(self, event: Message, stream_seq: int) -> bool:
+        """Applies one event unless ``stream_seq`` is at or below the position; False when skipped."""
+        ...
+
+    def rebuild(self, history: Iterable[tuple[Message, int]]) -> int:
+        """Drops and re-applies the stream."""
+        ...
+
+    def get(self, model_name: str, version: str) -> VersionView | None:
+        """One version."""
+        ...
+
+    def list_versions(self, model_name: str | None = None) -> list[VersionView]:
+        """Versions, oldest first."""
+        ...
+
+    def serving(self) -> list[VersionView]:
+        """Versions deployed now."""
+        ...
+
+
+class ArtifactStore(Protocol):
+    """Content-addressed artifact bytes."""
+
+    def put(self, data: bytes) -> str:
+        """Stores ``data``; returns its sha256."""
+        ...
+
+    def get(self, sha256: str) -> bytes:
+        """The bytes, verified against ``sha256``."""
+        ...
+
+
+class ModelServer(Protocol):
+    """The inference server (Triton) as far as deployment is concerned."""
+
+    async def deploy(self, serving_name: str, onnx_model: bytes, n_features: int) -> None:
+        """Writes the model into the server's repository, loads it and runs one warm-up inference.
+
+        On failure the caller decides whether to `undeploy` (another writer may serve the same name).
+
+        Raises:
+            ServingUnavailable: If the server cannot be reached.
+            DeploymentFailed: If it refuses to load or run the model.
+        """
+        ...
+
+    async def undeploy(self, serving_name: str) -> None:
+        """Unloads the model and removes its repository entry (best effort, idempotent)."""
+        ...

@@ -1,0 +1,160 @@
+"""`fraudctl up/status/logs/down` against the real nats-server and tritonserver, through the real CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fraudctl.procfile import load_plan
+
+pytestmark = pytest.mark.integration
+
+
+def fraudctl(var: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "COLUMNS": "200", **(env or {})}
+    argv = [sys.executable, "-m", "fraudctl", *args, "--var-dir", str(var)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=180, env=environ, check=False)
+
+
+def processes_referencing(var: Path) -> list[str]:
+    """Live processes (not zombies) whose command line, cwd or environment names ``var``."""
+    needle, found = str(var.resolve()), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            where = os.readlink(entry / "cwd")
+            environ = (entry / "environ").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if needle in cmdline or where.startswith(needle) or needle in environ:
+            found.append(f"{entry.name}: {cmdline[:200]}")
+    return found
+
+
+def count_nats_servers(var: Path) -> int:
+    return sum("nats-server" in p for p in processes_referencing(var))
+
+
+def assert_one_clear_line(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture
+def var(tmp_path: Path) -> Iterator[Path]:
+    var = tmp_path / "var"
+    yield var
+    fraudctl(var, "down")
+    assert processes_referencing(var) == []
+
+
+def test_up_status_twin_refused_logs_down(var: Path) -> None:
+    started = fraudctl(var, "up", "--only", "nats,triton")
+    assert started.returncode == 0, started.stdout + started.stderr
+
+    status = fraudctl(var, "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    rows = [line for line in status.stdout.splitlines() if "nats" in line or "triton" in line]
+    assert len(rows) == 2 and all("SERVING" in row and "NOT_SERVING" not in row for row in rows), status.stdout
+    plan = load_plan(var)
+    assert plan is not None and plan.address("nats") in status.stdout and plan.address("triton") in status.stdout
+    assert count_nats_servers(var) == 1
+
+    twin = fraudctl(var, "up", "--only", "nats,triton")
+    assert_one_clear_line(twin, "already running (pid", "fraudctl down")
+    assert count_nats_servers(var) == 1
+
+    logs = fraudctl(var, "logs", "triton", "-n", "20")
+    assert logs.returncode == 0 and logs.stdout.strip(), logs.stderr
+    assert all(" triton.1 " in line or " system " in line for line in logs.stdout.splitlines())
+
+    stopped = fraudctl(var, "down")
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stdout + stopped.stderr
+    assert processes_referencing(var) == []
+    assert load_plan(var) is None
+
+    again = fraudctl(var, "down")
+    assert again.returncode == 0 and "not running" in again.stdout
+    after = fraudctl(var, "status")
+    assert after.returncode == 1 and "not running" in after.stdout
+
+
+def test_a_pinned_port_in_use_is_one_clear_line(var: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = fraudctl(var, "up", "--only", "nats", env={"FRAUD_NATS_PORT": str(port)})
+    assert_one_clear_line(result, f"port {port} (FRAUD_NATS_PORT) is already in use")
+    assert processes_referencing(var) == []
+
+
+def test_an_unwritable_var_dir_is_one_clear_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a directory should be")
+    result = fraudctl(blocker / "var", "up", "--only", "nats")
+    assert_one_clear_line(result, "is not writable")
+
+
+def test_an_unknown_component_is_one_clear_line(var: Path) -> None:
+    assert_one_clear_line(fraudctl(var, "up", "--only", "nats,bogus"), "unknown component", "bogus")
+
+
+def test_a_component_crashing_at_startup_is_named_with_its_log(var: Path) -> None:
+    var.mkdir()
+    (var / "nats").write_text("a file where JetStream wants its directory")
+    result = fraudctl(var, "up", "--only", "nats,triton")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    first, *details = result.stderr.splitlines()
+    assert "nats exited during startup (rc=1); stopped everything" in first
+    assert any("nats.1" in line and "not a directory" in line for line in details), result.stderr
+    assert processes_referencing(var) == []
+
+
+def test_a_component_not_healthy_in_time_stops_everything(var: Path) -> None:
+    result = fraudctl(var, "up", "--only", "nats,triton", "--timeout", "0")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "not healthy within 0 s" in result.stderr.splitlines()[0]
+    assert processes_referencing(var) == []
+
+
+def test_a_component_dying_later_shows_in_status(var: Path) -> None:
+    assert fraudctl(var, "up", "--only", "nats,triton").returncode == 0
+    nats_pid = next(int(p.split(":")[0]) for p in processes_referencing(var) if "nats-server" in p)
+    os.kill(nats_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while (status := fraudctl(var, "status")).returncode == 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert status.returncode == 1
+    deadline = time.monotonic() + 30  # honcho stops triton, then exits itself
+    while "not running" not in (status := fraudctl(var, "status")).stdout and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert "not running: nats exited (rc=-9)" in status.stdout, status.stdout
+    assert fraudctl(var, "down").returncode == 0
+    assert processes_referencing(var) == [] and load_plan(var) is None
+
+
+def test_two_concurrent_ups_start_one_runtime(var: Path) -> None:
+    argv = [sys.executable, "-m", "fraudctl", "up", "--only", "nats", "--var-dir", str(var)]
+    racers = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(r.wait(timeout=120), r.communicate()[1]) for r in racers]
+    assert sorted(rc for rc, _ in results) == [0, 1], results
+    loser = next(err for rc, err in results if rc == 1)
+    assert "already running" in loser or "another `fraudctl up` is starting" in loser
+    assert count_nats_servers(var) == 1
