@@ -19,7 +19,7 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
-from fraudshared.config import CommonConfig, ConfigError, env_port, service_env_name
+from fraudshared.config import CommonConfig, ConfigError, env_int, env_port, env_str, service_env_name
 from fraudshared.events.store import EventStore
 from fraudshared.events.streams import ensure_streams
 from fraudshared.grpc_server import Cleanup, ServicerSpec, build_server, serve_until_signalled
@@ -54,9 +54,12 @@ async def run_service(
     """Run one service until SIGTERM/SIGINT (or `stop_event`); `on_ready` receives the bound gRPC port."""
     config = CommonConfig.from_env(name)
     grpc_port = env_port(f"FRAUD_{service_env_name(name)}_GRPC_PORT", 0)
+    # Loopback by default; a container sets FRAUD_BIND_HOST=0.0.0.0 so probes, peers and Prometheus reach it.
+    bind_host = env_str("FRAUD_BIND_HOST", "127.0.0.1")
+    max_in_flight = env_int(f"FRAUD_{service_env_name(name)}_GRPC_MAX_IN_FLIGHT", 512, minimum=0)
     configure_logging(config.log_level)
     tracer_provider = setup_telemetry(name, config.otlp_endpoint)
-    metrics_port = start_metrics_server(config.metrics_port)
+    metrics_port = start_metrics_server(config.metrics_port, host=bind_host)
     async with AsyncExitStack() as stack:
         nc = await nats.connect(config.nats_url, name=name, connect_timeout=5, max_reconnect_attempts=-1)
         stack.push_async_callback(_drain, nc)
@@ -69,6 +72,8 @@ async def run_service(
             servicers,
             grpc_port,
             tracer_provider=tracer_provider,
+            max_in_flight=max_in_flight,
+            host=bind_host,
             options=[
                 ("grpc.max_receive_message_length", GRPC_MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", GRPC_MAX_MESSAGE_BYTES),

@@ -77,18 +77,21 @@ def extract_context(headers: Mapping[str, str] | None) -> otel_context.Context:
     return _propagator.extract(dict(headers or {}))
 
 
-def start_metrics_server(port: int = 0, *, registry: prometheus_client.CollectorRegistry | None = None) -> int:
-    """Serves Prometheus text metrics on ``127.0.0.1:port`` from a daemon thread.
+def start_metrics_server(
+    port: int = 0, *, registry: prometheus_client.CollectorRegistry | None = None, host: str = "127.0.0.1"
+) -> int:
+    """Serves Prometheus text metrics on ``host:port`` from a daemon thread.
 
     Args:
         port: TCP port; 0 lets the OS choose a free one.
         registry: Registry to expose; the process-wide default when None.
+        host: Address to bind; loopback unless a deployment (a container) says otherwise.
 
     Returns:
         The bound port.
     """
     server, _thread = prometheus_client.start_http_server(
-        port, addr="127.0.0.1", registry=registry or prometheus_client.REGISTRY
+        port, addr=host, registry=registry or prometheus_client.REGISTRY
     )
     return int(server.server_port)
 
