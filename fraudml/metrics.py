@@ -50,3 +50,22 @@ def threshold_for_precision(labels: np.ndarray, scores: np.ndarray, target: floa
     if len(reached) == 0:
         return float(np.nextafter(np.float32(1.0), np.float32(2.0)))
     return float(thresholds[reached[0]])
+
+
+def evaluate(labels: np.ndarray, scores: np.ndarray, days: np.ndarray, cards: np.ndarray) -> dict[str, float]:
+    """The three headline metrics of a model on one test set: AUC ROC, average precision, card precision@100."""
+    cp_at_100, _ = card_precision_at_k(days, cards, labels, scores, k=100)
+    return {
+        "auc_roc": auc_roc(labels, scores),
+        "average_precision": average_precision(labels, scores),
+        "card_precision_at_100": cp_at_100,
+    }
+
+
+def pr_curve_points(labels: np.ndarray, scores: np.ndarray, max_points: int = 200) -> dict[str, list[float]]:
+    """The precision-recall curve, thinned to at most `max_points` points (ends kept), for plots and reports."""
+    if not np.any(labels):
+        return {"precision": [], "recall": []}
+    precision, recall, _ = precision_recall_curve(labels, scores)
+    keep = np.unique(np.linspace(0, len(precision) - 1, min(max_points, len(precision))).round().astype(np.int64))
+    return {"precision": [float(x) for x in precision[keep]], "recall": [float(x) for x in recall[keep]]}
