@@ -17,12 +17,13 @@ from typer.core import TyperGroup
 
 from fraudctl import runtime
 from fraudctl.procfile import ALL
+from fraudml.errors import FraudMLError
 
 console = Console()
 err_console = Console(stderr=True)
 
 # Extend with other commands' own error types (each should carry a one-line message).
-FRIENDLY_ERRORS: tuple[type[Exception], ...] = (runtime.RuntimeErrorWithHint,)
+FRIENDLY_ERRORS: tuple[type[Exception], ...] = (runtime.RuntimeErrorWithHint, FraudMLError)
 
 
 class _FriendlyErrors(TyperGroup):
@@ -106,3 +107,14 @@ def demo(
     from fraudctl.demo import run_demo  # training stack imported only for this command
 
     run_demo(var_dir, console, transactions=transactions, customers=customers, days=days, keep_up=keep_up)
+
+
+from fraudctl.model_cli import app as model_app  # noqa: E402
+
+app.add_typer(model_app, name="model")
+
+from fraudctl.data_cli import app as data_app  # noqa: E402
+from fraudctl.train_cli import train as train_command  # noqa: E402
+
+app.add_typer(data_app, name="data")
+app.command(name="train")(train_command)

@@ -8,7 +8,6 @@ through IngestService.ScoreTransaction over gRPC -> print decisions, latency, ev
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 import uuid
 from collections import Counter
@@ -31,8 +30,11 @@ from fraud.governance.v1 import governance_service_pb2_grpc as gov_grpc
 from fraud.ingest.v1 import ingest_service_pb2 as ingest
 from fraud.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
 from fraudctl import runtime
+from fraudctl.model_cli import register_request
 from fraudctl.procfile import Plan
+from fraudml.artifacts import build_metadata
 from fraudml.datagen import generate
+from fraudml.lineage import code_revision
 from fraudml.train import TrainResult, train
 from fraudshared.events.streams import default_specs
 
@@ -55,15 +57,6 @@ class DemoResult:
     pans: set[str] = field(default_factory=set)
 
 
-def code_revision() -> str:
-    """The git commit the demo runs from ("unknown" outside a checkout)."""
-    try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return done.stdout.strip()
-
-
 def to_request(row: pd.Series, run_id: str) -> ingest.ScoreTransactionRequest:
     request = ingest.ScoreTransactionRequest(
         transaction_id=f"{run_id}-{row.tx_id}",
@@ -77,30 +70,22 @@ def to_request(row: pd.Series, run_id: str) -> ingest.ScoreTransactionRequest:
 
 
 async def deploy(address: str, result: TrainResult, console: Console) -> tuple[str, float]:
-    """Register -> approve -> deploy as champion; returns the version and register->serving milliseconds."""
+    """Register -> approve (twice) -> deploy as champion; returns the version and register->serving milliseconds."""
     async with grpc.aio.insecure_channel(address, options=[("grpc.max_send_message_length", 64 << 20)]) as ch:
         stub = gov_grpc.GovernanceServiceStub(ch)
         existing = await stub.ListModels(gov.ListModelsRequest(model_name=MODEL_NAME))
         version = f"1.0.{len(existing.models)}"
+        metadata = build_metadata(
+            result, model_name=MODEL_NAME, version=version, dataset={"source": "demo"}, code_revision=code_revision()
+        )
+        request = register_request(
+            metadata, result.model_onnx_bytes, result.explainer_model_text.encode(),
+            name=MODEL_NAME, version=version, by="demo-data-scientist",
+        )  # fmt: skip
         started = time.perf_counter()
-        await stub.RegisterModel(
-            gov.RegisterModelRequest(
-                model_name=MODEL_NAME,
-                version=version,
-                onnx_model=result.model_onnx_bytes,
-                dataset_sha256=result.dataset_sha256,
-                feature_set_version=result.feature_set_version,
-                feature_names=list(result.feature_names),
-                code_revision=code_revision(),
-                params={k: str(v) for k, v in result.params.items()},
-                metrics=result.metrics,
-                thresholds=common.Thresholds(review=result.thresholds["review"], decline=result.thresholds["decline"]),
-                registered_by="demo-data-scientist",
-            )
-        )
-        await stub.ApproveModel(
-            gov.ApproveModelRequest(model_name=MODEL_NAME, version=version, approver="demo-risk-officer")
-        )
+        await stub.RegisterModel(request)
+        for approver in ("demo-risk-officer", "demo-model-validator"):  # four eyes: two approvers, not the registrant
+            await stub.ApproveModel(gov.ApproveModelRequest(model_name=MODEL_NAME, version=version, approver=approver))
         await stub.DeployModel(
             gov.DeployModelRequest(
                 model_name=MODEL_NAME,
@@ -160,7 +145,9 @@ async def run_with_plan(plan: Plan, console: Console, transactions: int, custome
     with console.status("training LightGBM and exporting ONNX"):
         result = await asyncio.to_thread(train, df, train_days=days - 14, delay_days=7, test_days=7)
     out.metrics = result.metrics
-    console.print("trained: " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(result.metrics.items())))
+    for label, metrics in (("LightGBM", result.metrics), ("random forest", result.baseline_metrics)):
+        shown = {k: metrics[k] for k in ("auc_roc", "average_precision", "card_precision_at_100") if k in metrics}
+        console.print(f"{label}: " + ", ".join(f"{k}={v:.3f}" for k, v in shown.items()))
     with console.status("registering, approving and deploying to Triton"):
         out.model_version, out.deploy_ms = await deploy(plan.address("governance"), result, console)
     console.print(f"{MODEL_NAME} {out.model_version} serving in Triton {out.deploy_ms:.0f} ms after registration")

@@ -17,14 +17,15 @@ from fraudshared.config import ConfigError, EnvConfig, env_field
 from fraudshared.grpc_server import ServicerSpec
 from fraudshared.service import ServiceContext
 from fraudshared.telemetry import get_logger
+from services.governance.adapters.artifact_checks import validate_artifacts
 from services.governance.adapters.artifacts import ArtifactStore
+from services.governance.adapters.decision_log import JetStreamDecisionLog
 from services.governance.adapters.event_log import JetStreamModelEvents
-from services.governance.adapters.onnx_check import check_onnx
 from services.governance.adapters.registry_sql import RegistryProjection
 from services.governance.adapters.registry_tables import default_database_url, make_engine
 from services.governance.adapters.triton_deployer import BACKENDS, TritonDeployer
 from services.governance.entrypoints.grpc_servicer import SERVICE_NAME, GovernanceServicer
-from services.governance.service_layer import handlers
+from services.governance.service_layer import handlers, projection
 
 SERVICE = "governance"
 log = get_logger(__name__)
@@ -77,7 +78,7 @@ def build_governance(config: GovernanceConfig, ctx: ServiceContext) -> handlers.
     engine = make_engine(config.database_url, schema=config.database_schema or None)
     ctx.on_shutdown.append(engine.dispose)
     registry = RegistryProjection(engine)
-    registry.create()
+    registry.create()  # alembic upgrade head, then the position row
     deployer = TritonDeployer(config.triton_grpc_url, Path(config.triton_model_repo), backend=config.triton_backend)
     ctx.on_shutdown.append(deployer.close)
     return handlers.Governance(
@@ -85,7 +86,8 @@ def build_governance(config: GovernanceConfig, ctx: ServiceContext) -> handlers.
         registry=registry,
         artifacts=ArtifactStore(config.artifact_dir),
         model_server=deployer,
-        check_onnx=check_onnx,
+        validate_artifacts=validate_artifacts,
+        decisions=JetStreamDecisionLog(ctx.js),
     )
 
 
@@ -93,7 +95,7 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
     """Builds the governance servicer; the registry catches up with the MODELS stream before serving."""
     config = await asyncio.to_thread(lambda: GovernanceConfig.from_env().resolved(ctx.config.var_dir))
     gov = await asyncio.to_thread(build_governance, config, ctx)
-    position = await handlers.catch_up(gov)
+    position = await projection.catch_up(gov)
     log.info(
         "governance registry at stream position %d (database %s, triton %s, repository %s)",
         position,

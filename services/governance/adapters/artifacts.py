@@ -13,15 +13,21 @@ import re
 import tempfile
 from pathlib import Path
 
+from services.governance.domain.errors import ArtifactDamaged, UnknownArtifact
+
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class ArtifactNotFound(FileNotFoundError):
+class ArtifactNotFound(UnknownArtifact, FileNotFoundError):
     """No artifact is stored under that sha256."""
 
 
-class ArtifactCorrupt(ValueError):
+class ArtifactCorrupt(ArtifactDamaged, ValueError):
     """The stored bytes no longer hash to their name."""
+
+
+class _NotADigest(ArtifactNotFound, ValueError):
+    """The name asked for is not a sha256 hex digest."""
 
 
 def sha256_hex(data: bytes) -> str:
@@ -40,10 +46,11 @@ class ArtifactStore:
         """Where the artifact with this hash lives (whether or not it exists).
 
         Raises:
-            ValueError: If ``sha256`` is not 64 lower-case hex digits (guards against path tricks).
+            ArtifactNotFound: If ``sha256`` is not 64 lower-case hex digits (guards against path tricks; such a
+                name is never stored). It is a ValueError too.
         """
         if not _SHA256.match(sha256):
-            raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+            raise _NotADigest(f"not a sha256 hex digest: {sha256!r}")
         return self.root / "sha256" / sha256[:2] / sha256
 
     def exists(self, sha256: str) -> bool:

@@ -23,7 +23,15 @@ SOURCE = "/fraud/governance"
 log = logging.getLogger(__name__)
 # Old payloads are lifted to the current schema version on the way in (none yet: every event is v1).
 UPCASTERS = UpcasterRegistry(current={name: ev.SCHEMA_VERSION for name in ev.EVENT_TYPES})
-_TIME_FIELDS = ("registered_at", "approved_at", "deployed_at", "promoted_at", "rolled_back_at")
+_TIME_FIELDS = (
+    "registered_at",
+    "validated_at",
+    "approved_at",
+    "deployed_at",
+    "promoted_at",
+    "rolled_back_at",
+    "retired_at",
+)
 
 
 class JetStreamModelEvents:
@@ -46,13 +54,13 @@ class JetStreamModelEvents:
                 history.append((event, stored.seq))
         return history
 
-    async def append(self, event: Message, *, expected_last_seq: int) -> int:
+    async def append(self, event: Message, *, expected_last_seq: int | None) -> int:
         model_name: str = getattr(event, "model_name")  # noqa: B009 - every model event has one
         subject = subjects.model_events(model_name)
         envelope = new_envelope(
             event,
             source=self._source,
-            subject=f"{model_name}@{getattr(event, 'version', '') or getattr(event, 'to_version', '')}",
+            subject=f"{model_name}@{ev.version_of(event)}",
             event_id=event_id(type(event).__name__, ev.business_id(event)),
             time=_event_time(event),
             schema_version=ev.SCHEMA_VERSION,

@@ -1,11 +1,11 @@
 """The registry: a SQLAlchemy projection of the model events (SQLite by default, PostgreSQL by URL).
 
-Tables: ``model_versions`` (one row per version, its current stage and role), ``approvals`` and
-``deployments`` (one row per event, keyed by stream sequence, so history is queryable) and
-``projection_position`` (the last stream sequence applied). `RegistryProjection.apply` writes the rows and
-the position in one transaction and skips any event at or below the position: exactly-once effects even
-when two followers apply the same event. The tables are disposable: `RegistryProjection.rebuild` drops
-them and re-applies the stream. Schema is created with ``metadata.create_all`` until Alembic arrives.
+Tables (`registry_tables`): ``model_versions`` (one row per version: lineage, current stage and role),
+``approvals``, ``deployments``, ``promotions``, ``rollbacks``, ``retirements`` (one row per event, keyed by
+stream sequence, so history is queryable) and ``projection_position``. `RegistryProjection.apply` writes
+the rows and the position in one transaction and skips any event at or below the position: exactly-once
+effects even when two followers apply the same event. The rows are disposable: `rebuild` empties them and
+re-applies the stream. The schema comes from the Alembic migrations (`create` runs them).
 """
 
 from __future__ import annotations
@@ -14,34 +14,32 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
-from sqlalchemy import Engine, func, insert, select, update
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy.engine import Connection
 
+from services.governance.adapters import registry_migrations, registry_reads
 from services.governance.adapters.registry_tables import (
+    PROJECTED,
     approvals,
     deployments,
-    metadata,
     model_versions,
     projection_position,
+    promotions,
+    retirements,
+    rollbacks,
 )
 from services.governance.domain import events as ev
 from services.governance.domain.commands import Role
 from services.governance.domain.model import REQUIRED_APPROVALS, Stage
-from services.governance.domain.views import VersionView
+from services.governance.domain.views import Lineage, VersionView
 
 DEFAULT_STREAM = "MODELS"
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; everything we store is UTC.
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 class RegistryProjection:
-    """Model-event projection over one SQLAlchemy engine."""
+    """Model-event projection over one SQLAlchemy engine; implements the `Registry` port."""
 
     def __init__(self, engine: Engine, stream: str = DEFAULT_STREAM) -> None:
         """Binds to ``engine``; call `create` before use."""
@@ -49,24 +47,24 @@ class RegistryProjection:
         self.stream = stream
 
     def create(self) -> None:
-        """Creates missing tables and the position row (idempotent)."""
-        metadata.create_all(self.engine)
+        """Upgrades the schema to the newest migration and adds the position row (idempotent)."""
+        registry_migrations.upgrade(self.engine)
         with self.engine.begin() as conn:
             if conn.execute(self._position_query()).first() is None:
                 conn.execute(insert(projection_position).values(stream=self.stream, last_sequence=0))
 
-    def drop(self) -> None:
-        """Drops the projection's tables."""
-        metadata.drop_all(self.engine)
-
     def rebuild(self, history: Iterable[tuple[Message, int]]) -> int:
-        """Drops the tables and re-applies ``(event, stream sequence)`` pairs in stream order.
+        """Empties the projection and re-applies ``(event, stream sequence)`` pairs in stream order.
 
         Returns:
             The number of events applied.
         """
-        self.drop()
-        self.create()
+        with self.engine.begin() as conn:
+            for table in PROJECTED:
+                conn.execute(delete(table))
+            conn.execute(
+                update(projection_position).where(projection_position.c.stream == self.stream).values(last_sequence=0)
+            )
         return sum(self.apply(event, seq) for event, seq in history)
 
     def position(self) -> int:
@@ -91,159 +89,212 @@ class RegistryProjection:
             )
             if moved.rowcount == 0:
                 return False
-            self._write(conn, event, stream_seq)
+            _WRITERS.get(type(event), _ignore)(conn, event, stream_seq)
         return True
 
     def _position_query(self) -> Any:
         return select(projection_position.c.last_sequence).where(projection_position.c.stream == self.stream)
 
-    def _write(self, conn: Connection, event: Message, seq: int) -> None:
-        if isinstance(event, ev.ModelRegistered):
-            conn.execute(
-                insert(model_versions).values(
-                    model_name=event.model_name,
-                    version=event.version,
-                    stage=Stage.REGISTERED.value,
-                    canary_percent=0,
-                    artifact_sha256=event.artifact_sha256,
-                    dataset_sha256=event.dataset_sha256,
-                    feature_set_version=event.feature_set_version,
-                    feature_names=list(event.feature_names),
-                    code_revision=event.code_revision,
-                    params=dict(sorted(event.params.items())),
-                    metrics=dict(sorted(event.metrics.items())),
-                    review_threshold=event.thresholds.review,
-                    decline_threshold=event.thresholds.decline,
-                    registered_by=event.registered_by,
-                    registered_at=event.registered_at.ToDatetime(UTC),
-                    triton_model_name="",
-                    registered_seq=seq,
-                )
-            )
-        elif isinstance(event, ev.ModelApproved):
-            conn.execute(
-                insert(approvals).values(
-                    stream_seq=seq,
-                    model_name=event.model_name,
-                    version=event.version,
-                    approver=event.approver,
-                    comment=event.comment,
-                    approved_at=event.approved_at.ToDatetime(UTC),
-                )
-            )
-            self._maybe_approve(conn, event.model_name, event.version)
-        elif isinstance(event, ev.ModelDeployed):
-            self._deploy(conn, event, seq)
-
-    def _maybe_approve(self, conn: Connection, model_name: str, version: str) -> None:
-        count = conn.execute(
-            select(func.count()).where(approvals.c.model_name == model_name, approvals.c.version == version)
-        ).scalar_one()
-        if count >= REQUIRED_APPROVALS:
-            conn.execute(
-                update(model_versions)
-                .where(*_version_key(model_name, version), model_versions.c.stage == Stage.REGISTERED.value)
-                .values(stage=Stage.APPROVED.value)
-            )
-
-    def _deploy(self, conn: Connection, event: ev.ModelDeployed, seq: int) -> None:
-        role = ev.role_from_proto(event.role).value
-        deployed_at = event.deployed_at.ToDatetime(UTC)
-        conn.execute(
-            insert(deployments).values(
-                stream_seq=seq,
-                model_name=event.model_name,
-                version=event.version,
-                role=role,
-                canary_percent=event.canary_percent,
-                triton_model_name=event.triton_model_name,
-                artifact_sha256=event.artifact_sha256,
-                deployed_by=event.deployed_by,
-                deployed_at=deployed_at,
-            )
-        )
-        # One version per role and model: the previous holder of the role is retired (as in the aggregate).
-        conn.execute(
-            update(model_versions)
-            .where(
-                model_versions.c.model_name == event.model_name,
-                model_versions.c.version != event.version,
-                model_versions.c.role == role,
-                model_versions.c.stage == Stage.DEPLOYED.value,
-            )
-            .values(stage=Stage.RETIRED.value, role=None, canary_percent=0)
-        )
-        conn.execute(
-            update(model_versions)
-            .where(*_version_key(event.model_name, event.version))
-            .values(
-                stage=Stage.DEPLOYED.value,
-                role=role,
-                canary_percent=event.canary_percent,
-                triton_model_name=event.triton_model_name,
-                deployed_at=deployed_at,
-            )
-        )
-
-    def list_versions(self, model_name: str | None = None) -> list[VersionView]:
-        """Registered versions, oldest registration first, optionally of one model."""
-        query = select(model_versions).order_by(model_versions.c.registered_seq)
-        if model_name:
-            query = query.where(model_versions.c.model_name == model_name)
-        return self._views(query)
-
-    def serving(self) -> list[VersionView]:
-        """Versions deployed now, with their roles."""
-        query = (
-            select(model_versions)
-            .where(model_versions.c.stage == Stage.DEPLOYED.value)
-            .order_by(model_versions.c.model_name, model_versions.c.role)
-        )
-        return self._views(query)
+    # ---- reads (registry_reads) ----------------------------------------------------------------------
 
     def get(self, model_name: str, version: str) -> VersionView | None:
         """One version, or None."""
-        found = self._views(select(model_versions).where(*_version_key(model_name, version)))
-        return found[0] if found else None
+        return registry_reads.get(self.engine, model_name, version)
 
-    def _views(self, query: Any) -> list[VersionView]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).mappings().all()
-            signers: dict[tuple[str, str], list[str]] = {}
-            if rows:
-                names = {row["model_name"] for row in rows}
-                for a in conn.execute(
-                    select(approvals).where(approvals.c.model_name.in_(names)).order_by(approvals.c.stream_seq)
-                ).mappings():
-                    signers.setdefault((a["model_name"], a["version"]), []).append(a["approver"])
-        return [_view(row, signers.get((row["model_name"], row["version"]), [])) for row in rows]
+    def lineage(self, model_name: str, version: str) -> Lineage | None:
+        """One version with its approvals, lifecycle history and reference profile, or None."""
+        return registry_reads.lineage(self.engine, model_name, version)
+
+    def list_versions(self, model_name: str | None = None) -> list[VersionView]:
+        """Registered versions, oldest registration first, optionally of one model."""
+        return registry_reads.list_versions(self.engine, model_name)
+
+    def serving(self) -> list[VersionView]:
+        """Versions deployed now, with their roles."""
+        return registry_reads.serving(self.engine)
+
+    def champion_at(self, model_name: str, moment: datetime) -> VersionView | None:
+        """The version that was champion of ``model_name`` at ``moment`` (by the events' business times)."""
+        return registry_reads.champion_at(self.engine, model_name, moment)
 
 
-def _version_key(model_name: str, version: str) -> tuple[Any, Any]:
+def _key(model_name: str, version: str) -> tuple[Any, Any]:
     return model_versions.c.model_name == model_name, model_versions.c.version == version
 
 
-def _view(row: RowMapping, approvers: list[str]) -> VersionView:
-    registered_at = _utc(row["registered_at"])
-    assert registered_at is not None
-    return VersionView(
-        model_name=row["model_name"],
-        version=row["version"],
-        stage=Stage(row["stage"]),
-        role=Role(row["role"]) if row["role"] else None,
-        canary_percent=row["canary_percent"],
-        artifact_sha256=row["artifact_sha256"],
-        dataset_sha256=row["dataset_sha256"],
-        feature_set_version=row["feature_set_version"],
-        feature_names=tuple(row["feature_names"]),
-        review_threshold=row["review_threshold"],
-        decline_threshold=row["decline_threshold"],
-        registered_by=row["registered_by"],
-        registered_at=registered_at,
-        code_revision=row["code_revision"],
-        params=dict(row["params"]),
-        metrics=dict(row["metrics"]),
-        approvers=tuple(approvers),
-        triton_model_name=row["triton_model_name"],
-        deployed_at=_utc(row["deployed_at"]),
+def _time(stamp: Any) -> datetime:
+    return stamp.ToDatetime(UTC)
+
+
+def _registered(conn: Connection, event: ev.ModelRegistered, seq: int) -> None:
+    profile = MessageToDict(event.reference_profile) if event.HasField("reference_profile") else None
+    conn.execute(
+        insert(model_versions).values(
+            model_name=event.model_name,
+            version=event.version,
+            stage=Stage.REGISTERED.value,
+            canary_percent=0,
+            artifact_sha256=event.artifact_sha256,
+            dataset_sha256=event.dataset_sha256,
+            feature_set_version=event.feature_set_version,
+            feature_names=list(event.feature_names),
+            code_revision=event.code_revision,
+            params=dict(sorted(event.params.items())),
+            metrics=dict(sorted(event.metrics.items())),
+            review_threshold=event.thresholds.review,
+            decline_threshold=event.thresholds.decline,
+            registered_by=event.registered_by,
+            registered_at=_time(event.registered_at),
+            triton_model_name="",
+            registered_seq=seq,
+            explainer_artifact_sha256=event.explainer_artifact_sha256,
+            reference_profile=profile,
+            data_split=dict(sorted(event.data_split.items())),
+            validation_checks={},
+        )
     )
+
+
+def _validated(conn: Connection, event: ev.ModelValidated, seq: int) -> None:
+    conn.execute(
+        update(model_versions)
+        .where(*_key(event.model_name, event.version), model_versions.c.stage == Stage.REGISTERED.value)
+        .values(
+            stage=Stage.VALIDATED.value,
+            validation_checks=dict(sorted(event.checks.items())),
+            validated_at=_time(event.validated_at),
+            validated_seq=seq,
+        )
+    )
+
+
+def _approved(conn: Connection, event: ev.ModelApproved, seq: int) -> None:
+    conn.execute(
+        insert(approvals).values(
+            stream_seq=seq,
+            model_name=event.model_name,
+            version=event.version,
+            approver=event.approver,
+            comment=event.comment,
+            approved_at=_time(event.approved_at),
+        )
+    )
+    signers = conn.execute(
+        select(func.count(approvals.c.approver.distinct())).where(
+            approvals.c.model_name == event.model_name, approvals.c.version == event.version
+        )
+    ).scalar_one()
+    if signers >= REQUIRED_APPROVALS:
+        conn.execute(
+            update(model_versions)
+            .where(*_key(event.model_name, event.version), model_versions.c.stage == Stage.VALIDATED.value)
+            .values(stage=Stage.APPROVED.value)
+        )
+
+
+def _deployed(conn: Connection, event: ev.ModelDeployed, seq: int) -> None:
+    role = ev.role_from_proto(event.role)
+    deployed_at = _time(event.deployed_at)
+    conn.execute(
+        insert(deployments).values(
+            stream_seq=seq,
+            model_name=event.model_name,
+            version=event.version,
+            role=role.value,
+            canary_percent=event.canary_percent,
+            triton_model_name=event.triton_model_name,
+            artifact_sha256=event.artifact_sha256,
+            deployed_by=event.deployed_by,
+            deployed_at=deployed_at,
+        )
+    )
+    _take_role(conn, event.model_name, event.version, role, event.canary_percent)
+    conn.execute(
+        update(model_versions)
+        .where(*_key(event.model_name, event.version))
+        .values(triton_model_name=event.triton_model_name, deployed_at=deployed_at)
+    )
+
+
+def _promoted(conn: Connection, event: ev.ModelPromoted, seq: int) -> None:
+    conn.execute(
+        insert(promotions).values(
+            stream_seq=seq,
+            model_name=event.model_name,
+            version=event.version,
+            previous_version=event.previous_version,
+            promoted_by=event.promoted_by,
+            reason=event.reason,
+            promoted_at=_time(event.promoted_at),
+        )
+    )
+    _take_role(conn, event.model_name, event.version, Role.CHAMPION, 0)
+
+
+def _rolled_back(conn: Connection, event: ev.ModelRolledBack, seq: int) -> None:
+    conn.execute(
+        insert(rollbacks).values(
+            stream_seq=seq,
+            model_name=event.model_name,
+            from_version=event.from_version,
+            to_version=event.to_version,
+            rolled_back_by=event.rolled_back_by,
+            reason=event.reason,
+            rolled_back_at=_time(event.rolled_back_at),
+        )
+    )
+    _take_role(conn, event.model_name, event.to_version, Role.CHAMPION, 0)
+
+
+def _retired(conn: Connection, event: ev.ModelRetired, seq: int) -> None:
+    retired_at = _time(event.retired_at)
+    conn.execute(
+        insert(retirements).values(
+            stream_seq=seq,
+            model_name=event.model_name,
+            version=event.version,
+            retired_by=event.retired_by,
+            reason=event.reason,
+            retired_at=retired_at,
+        )
+    )
+    conn.execute(
+        update(model_versions)
+        .where(*_key(event.model_name, event.version))
+        .values(stage=Stage.RETIRED.value, role=None, canary_percent=0, retired_at=retired_at)
+    )
+
+
+def _take_role(conn: Connection, model_name: str, version: str, role: Role, canary_percent: int) -> None:
+    # One version per role and model: the previous holder leaves service at this event (as in the aggregate;
+    # its ModelRetired follows and records who and why).
+    conn.execute(
+        update(model_versions)
+        .where(
+            model_versions.c.model_name == model_name,
+            model_versions.c.version != version,
+            model_versions.c.role == role.value,
+            model_versions.c.stage == Stage.DEPLOYED.value,
+        )
+        .values(stage=Stage.RETIRED.value, role=None, canary_percent=0)
+    )
+    conn.execute(
+        update(model_versions)
+        .where(*_key(model_name, version))
+        .values(stage=Stage.DEPLOYED.value, role=role.value, canary_percent=canary_percent, retired_at=None)
+    )
+
+
+def _ignore(conn: Connection, event: Message, seq: int) -> None:
+    """Events of kinds this projection does not know (the stream may grow new ones) only move the position."""
+
+
+_WRITERS: dict[type[Message], Any] = {
+    ev.ModelRegistered: _registered,
+    ev.ModelValidated: _validated,
+    ev.ModelApproved: _approved,
+    ev.ModelDeployed: _deployed,
+    ev.ModelPromoted: _promoted,
+    ev.ModelRolledBack: _rolled_back,
+    ev.ModelRetired: _retired,
+}

@@ -82,7 +82,9 @@ class TritonDeployer:
         except (OSError, ValueError) as exc:
             raise DeploymentFailed(f"cannot write {serving_name} into {self.repo_dir}: {exc}") from None
         try:
-            self._control.load(serving_name)
+            # A version being restored (rollback) may still be loaded: warming it is enough, a reload is not free.
+            if not self._control.is_ready(serving_name):
+                self._control.load(serving_name)
             score = self._control.warm(serving_name)
             if not (math.isfinite(score) and 0.0 <= score <= 1.0):
                 raise DeploymentFailed(f"{serving_name} warm-up returned {score}, not a probability")

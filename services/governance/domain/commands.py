@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from google.protobuf.message import Message
+
 
 class Role(StrEnum):
     """How a deployed version takes part in decisions."""
@@ -17,7 +19,7 @@ class Role(StrEnum):
 
 @dataclass(frozen=True)
 class RegisterModel:
-    """Register a new version of a model with its ONNX artifact and lineage."""
+    """Register a new version of a model with its ONNX artifact, optional explainer and lineage."""
 
     model_name: str
     version: str
@@ -31,11 +33,14 @@ class RegisterModel:
     code_revision: str = ""
     params: Mapping[str, str] = field(default_factory=dict)
     metrics: Mapping[str, float] = field(default_factory=dict)
+    explainer_model: bytes = b""
+    reference_profile: Message | None = None  # fraud.events.v1.ReferenceProfile
+    data_split: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class ApproveModel:
-    """One approver's sign-off on a registered version."""
+    """One approver's sign-off on a validated version."""
 
     model_name: str
     version: str
@@ -52,3 +57,22 @@ class DeployModel:
     role: Role
     deployed_by: str
     canary_percent: int = 0
+
+
+@dataclass(frozen=True)
+class PromoteModel:
+    """Make a deployed canary or shadow version the champion (the old champion retires)."""
+
+    model_name: str
+    version: str
+    promoted_by: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RollbackModel:
+    """Restore the champion before the current one (the current one retires)."""
+
+    model_name: str
+    rolled_back_by: str
+    reason: str = ""

@@ -11,6 +11,14 @@ class UnknownVersion(GovernanceError):
     """The model version is not in the registry (NOT_FOUND)."""
 
 
+class UnknownArtifact(GovernanceError):
+    """No artifact is stored under that sha256 (NOT_FOUND)."""
+
+
+class UnknownDecision(GovernanceError):
+    """No decision is recorded for that transaction (NOT_FOUND)."""
+
+
 class DuplicateVersion(GovernanceError):
     """The model version is already registered (ALREADY_EXISTS)."""
 
@@ -24,7 +32,7 @@ class InvalidCommand(GovernanceError):
 
 
 class InvalidArtifact(InvalidCommand):
-    """The uploaded ONNX artifact is corrupt or does not match the declared features (INVALID_ARGUMENT)."""
+    """An uploaded artifact is corrupt or does not match the declared features (INVALID_ARGUMENT)."""
 
 
 class ConcurrentChange(GovernanceError):
@@ -37,3 +45,7 @@ class ServingUnavailable(GovernanceError):
 
 class DeploymentFailed(GovernanceError):
     """The inference server refused to load or run the model (FAILED_PRECONDITION)."""
+
+
+class ArtifactDamaged(GovernanceError):
+    """A stored artifact no longer hashes to its name (DATA_LOSS)."""

@@ -14,16 +14,27 @@ from fraud.events.v1 import model_events_pb2 as pb
 from services.governance.domain.commands import Role
 
 ModelRegistered = pb.ModelRegistered
+ModelValidated = pb.ModelValidated
 ModelApproved = pb.ModelApproved
 ModelDeployed = pb.ModelDeployed
 ModelPromoted = pb.ModelPromoted
 ModelRolledBack = pb.ModelRolledBack
+ModelRetired = pb.ModelRetired
+ReferenceProfile = pb.ReferenceProfile
 
 # Payload schema version each event type is written with today.
 SCHEMA_VERSION = 1
 EVENT_TYPES: dict[str, type[Message]] = {
     cls.DESCRIPTOR.full_name: cls
-    for cls in (ModelRegistered, ModelApproved, ModelDeployed, ModelPromoted, ModelRolledBack)
+    for cls in (
+        ModelRegistered,
+        ModelValidated,
+        ModelApproved,
+        ModelDeployed,
+        ModelPromoted,
+        ModelRolledBack,
+        ModelRetired,
+    )
 }
 
 ROLE_TO_PROTO = {
@@ -71,12 +82,20 @@ def decode(type_name: str, data: bytes) -> Message:
     return message
 
 
+def version_of(event: Message) -> str:
+    """The version an event is about (the restored one for a rollback)."""
+    if isinstance(event, ModelRolledBack):
+        return str(event.to_version)
+    return str(getattr(event, "version", ""))
+
+
 def business_id(event: Message) -> str:
     """The business id behind an event's id (and its NATS dedupe id); printable ASCII, no spaces."""
     if isinstance(event, ModelRolledBack):
         return f"{event.model_name}@{event.to_version}/rolled-back/{event.rolled_back_at.ToJsonString()}"
-    assert isinstance(event, ModelRegistered | ModelApproved | ModelDeployed | ModelPromoted)
-    name, version = event.model_name, event.version
+    name, version = getattr(event, "model_name"), version_of(event)  # noqa: B009 - every model event has one
+    if isinstance(event, ModelValidated):
+        return f"{name}@{version}/validated"
     if isinstance(event, ModelApproved):
         return f"{name}@{version}/approved-by/{_ascii(event.approver)}"
     if isinstance(event, ModelDeployed):
@@ -84,6 +103,8 @@ def business_id(event: Message) -> str:
         return f"{name}@{version}/deployed/{role}/{event.deployed_at.ToJsonString()}"
     if isinstance(event, ModelPromoted):
         return f"{name}@{version}/promoted/{event.promoted_at.ToJsonString()}"
+    if isinstance(event, ModelRetired):
+        return f"{name}@{version}/retired/{event.retired_at.ToJsonString()}"
     return f"{name}@{version}"
 
 

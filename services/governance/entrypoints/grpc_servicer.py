@@ -8,21 +8,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
+from datetime import UTC
 from typing import NoReturn, TypeVar
 
 import grpc
 import grpc.aio
 import nats.errors
 import sqlalchemy.exc
+from google.protobuf.json_format import ParseDict, ParseError
 
 from fraud.governance.v1 import governance_service_pb2 as pb
 from fraud.governance.v1 import governance_service_pb2_grpc as pb_grpc
 from services.governance.domain import errors
-from services.governance.domain.commands import ApproveModel, DeployModel, RegisterModel
+from services.governance.domain.commands import ApproveModel, DeployModel, PromoteModel, RegisterModel, RollbackModel
 from services.governance.domain.events import ROLE_TO_PROTO, role_from_proto
 from services.governance.domain.model import Stage
-from services.governance.domain.views import VersionView
-from services.governance.service_layer import handlers
+from services.governance.domain.views import LifecycleRecord, Lineage, RecordedDecision, VersionView
+from services.governance.service_layer import handlers, queries
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -30,15 +32,19 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GovernanceService"].full_name
 # Most specific first: InvalidArtifact is an InvalidCommand.
 STATUS_OF: tuple[tuple[type[errors.GovernanceError], grpc.StatusCode], ...] = (
     (errors.UnknownVersion, grpc.StatusCode.NOT_FOUND),
+    (errors.UnknownArtifact, grpc.StatusCode.NOT_FOUND),
+    (errors.UnknownDecision, grpc.StatusCode.NOT_FOUND),
     (errors.DuplicateVersion, grpc.StatusCode.ALREADY_EXISTS),
     (errors.InvalidTransition, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.InvalidCommand, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.ConcurrentChange, grpc.StatusCode.ABORTED),
     (errors.ServingUnavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.DeploymentFailed, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.ArtifactDamaged, grpc.StatusCode.DATA_LOSS),
 )
 STAGE_TO_PROTO = {
     Stage.REGISTERED: pb.MODEL_STAGE_REGISTERED,
+    Stage.VALIDATED: pb.MODEL_STAGE_VALIDATED,
     Stage.APPROVED: pb.MODEL_STAGE_APPROVED,
     Stage.DEPLOYED: pb.MODEL_STAGE_DEPLOYED,
     Stage.RETIRED: pb.MODEL_STAGE_RETIRED,
@@ -64,10 +70,69 @@ def to_proto(view: VersionView) -> pb.ModelVersion:
         approvers=list(view.approvers),
         triton_model_name=view.triton_model_name,
         feature_names=list(view.feature_names),
+        code_revision=view.code_revision,
+        params=dict(view.params),
+        registered_by=view.registered_by,
+        canary_percent=view.canary_percent,
+        explainer_artifact_sha256=view.explainer_artifact_sha256,
+        validation_checks=dict(view.validation_checks),
+        data_split=dict(view.data_split),
     )
     message.thresholds.review, message.thresholds.decline = view.review_threshold, view.decline_threshold
     message.registered_at.FromDatetime(view.registered_at)
     return message
+
+
+def lineage_to_proto(lineage: Lineage) -> pb.GetModelResponse:
+    """GetModel's answer: the version, its approvals, its lifecycle history and its reference profile."""
+    response = pb.GetModelResponse(model=to_proto(lineage.version))
+    for approval in lineage.approvals:
+        record = response.approvals.add(approver=approval.approver, comment=approval.comment)
+        record.approved_at.FromDatetime(approval.approved_at)
+    for entry in lineage.history:
+        response.history.append(_record(entry))
+    if lineage.reference_profile:
+        try:
+            ParseDict(lineage.reference_profile, response.reference_profile)
+        except ParseError as exc:  # stored by an older projection: the stream has the original, rebuild
+            log.warning("reference profile of %s unreadable: %s", lineage.version.version, exc)
+    return response
+
+
+def _record(entry: LifecycleRecord) -> pb.LifecycleRecord:
+    record = pb.LifecycleRecord(
+        kind=entry.kind,
+        role=ROLE_TO_PROTO[entry.role] if entry.role else 0,
+        canary_percent=entry.canary_percent,
+        actor=entry.actor,
+        reason=entry.reason,
+        other_version=entry.other_version,
+        stream_seq=entry.stream_seq,
+    )
+    record.at.FromDatetime(entry.at)
+    return record
+
+
+def decision_to_proto(found: RecordedDecision) -> pb.GetDecisionModelResponse:
+    """GetDecisionModel's answer: the recorded PredictionMade joined with the registry's view of its model."""
+    prediction = found.prediction
+    response = pb.GetDecisionModelResponse(
+        model_ref=prediction.model,
+        role=prediction.role,
+        decision=prediction.decision,
+        score=prediction.score,
+        scoring_path=prediction.scoring_path,
+        degraded=prediction.degraded,
+        event_time=prediction.event_time,
+        decided_at=prediction.decided_at,
+        thresholds=prediction.thresholds,
+        feature_set_version=prediction.feature_set_version,
+        prediction_seq=found.stream_seq,
+    )
+    if found.model is not None:
+        response.model.CopyFrom(to_proto(found.model))
+        response.artifact_matches = found.model.artifact_sha256 == prediction.model.artifact_sha256
+    return response
 
 
 class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
@@ -75,7 +140,7 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
 
     def __init__(self, gov: handlers.Governance) -> None:
         """Serves the use cases over ``gov``'s adapters."""
-        self._gov = gov
+        self.gov = gov
 
     async def _call(self, context: grpc.aio.ServicerContext, work: Awaitable[T]) -> T:
         try:
@@ -105,15 +170,18 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
             code_revision=request.code_revision,
             params=dict(request.params),
             metrics=dict(request.metrics),
+            explainer_model=request.explainer_model,
+            reference_profile=request.reference_profile if request.HasField("reference_profile") else None,
+            data_split=dict(request.data_split),
         )
-        view = await self._call(context, handlers.register_model(self._gov, command))
+        view = await self._call(context, handlers.register_model(self.gov, command))
         return pb.RegisterModelResponse(model=to_proto(view))
 
     async def ApproveModel(
         self, request: pb.ApproveModelRequest, context: grpc.aio.ServicerContext
     ) -> pb.ApproveModelResponse:
         command = ApproveModel(request.model_name, request.version, request.approver, request.comment)
-        view = await self._call(context, handlers.approve_model(self._gov, command))
+        view = await self._call(context, handlers.approve_model(self.gov, command))
         return pb.ApproveModelResponse(model=to_proto(view))
 
     async def DeployModel(
@@ -124,20 +192,57 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
         except ValueError as exc:
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         command = DeployModel(request.model_name, request.version, role, request.deployed_by, request.canary_percent)
-        view, load_ms = await self._call(context, handlers.deploy_model(self._gov, command))
+        view, load_ms = await self._call(context, handlers.deploy_model(self.gov, command))
         return pb.DeployModelResponse(model=to_proto(view), load_ms=load_ms)
+
+    async def PromoteModel(
+        self, request: pb.PromoteModelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PromoteModelResponse:
+        command = PromoteModel(request.model_name, request.version, request.promoted_by, request.reason)
+        view = await self._call(context, handlers.promote_model(self.gov, command))
+        return pb.PromoteModelResponse(model=to_proto(view))
+
+    async def RollbackModel(
+        self, request: pb.RollbackModelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RollbackModelResponse:
+        command = RollbackModel(request.model_name, request.rolled_back_by, request.reason)
+        view = await self._call(context, handlers.rollback_model(self.gov, command))
+        return pb.RollbackModelResponse(model=to_proto(view))
 
     async def ListModels(
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListModelsResponse:
-        views = await self._call(context, handlers.list_models(self._gov, request.model_name))
+        views = await self._call(context, queries.list_models(self.gov, request.model_name))
         return pb.ListModelsResponse(models=[to_proto(v) for v in views])
 
     async def GetServingModels(
         self, request: pb.GetServingModelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetServingModelsResponse:
-        views = await self._call(context, handlers.get_serving_models(self._gov))
+        views = await self._call(context, queries.get_serving_models(self.gov))
         return pb.GetServingModelsResponse(models=[to_proto(v) for v in views])
+
+    async def GetModel(self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext) -> pb.GetModelResponse:
+        lineage = await self._call(context, queries.get_model(self.gov, request.model_name, request.version))
+        return lineage_to_proto(lineage)
+
+    async def GetLiveModel(
+        self, request: pb.GetLiveModelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetLiveModelResponse:
+        moment = request.at.ToDatetime(tzinfo=UTC)
+        view = await self._call(context, queries.live_model(self.gov, request.model_name, moment))
+        return pb.GetLiveModelResponse(model=to_proto(view)) if view else pb.GetLiveModelResponse()
+
+    async def GetModelArtifact(
+        self, request: pb.GetModelArtifactRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetModelArtifactResponse:
+        content = await self._call(context, queries.get_artifact(self.gov, request.sha256))
+        return pb.GetModelArtifactResponse(content=content)
+
+    async def GetDecisionModel(
+        self, request: pb.GetDecisionModelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetDecisionModelResponse:
+        found = await self._call(context, queries.decided_by(self.gov, request.transaction_id))
+        return decision_to_proto(found)
 
 
 async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:

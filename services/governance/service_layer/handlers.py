@@ -1,9 +1,11 @@
-"""Use cases: register, approve, deploy, list, serving.
+"""Use cases that change the registry: register (+ validate), approve, deploy, promote, roll back.
 
-Each command loads the model's events from its subject, lets the domain decide, and appends the resulting
-event with the subject's expected last sequence, so two racing writers (in this process or in another
-governance instance) cannot both succeed: the loser gets `ConcurrentChange`. The registry projection is
-then caught up from the stream, which also brings in events written by other instances.
+Each command loads the model's events from its subject, lets the domain decide, and appends the decision's
+first event with the subject's expected last sequence, so two racing writers (in this process or in another
+governance instance) cannot both succeed: the loser gets `ConcurrentChange`. The decision's consequences
+(ModelValidated after ModelRegistered, ModelRetired after a role changed hands) follow without the check:
+they were decided with the first event, and their business ids dedupe retries. Triton models that leave
+service are unloaded only after the events are appended. The registry projection is then caught up.
 """
 
 from __future__ import annotations
@@ -15,17 +17,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
-from services.governance.domain import model as domain
-from services.governance.domain.commands import ApproveModel, DeployModel, RegisterModel
-from services.governance.domain.errors import ConcurrentChange, DeploymentFailed, UnknownVersion
-from services.governance.domain.model import Model, Stage
+from google.protobuf.message import Message
+
+from services.governance.domain import decisions
+from services.governance.domain.commands import ApproveModel, DeployModel, PromoteModel, RegisterModel, RollbackModel
+from services.governance.domain.errors import ConcurrentChange, DeploymentFailed, DuplicateVersion, GovernanceError
+from services.governance.domain.model import Model, Stage, triton_model_name
 from services.governance.domain.views import VersionView
-from services.governance.service_layer.ports import ArtifactStore, ModelEventLog, ModelServer, Registry
+from services.governance.service_layer import projection
+from services.governance.service_layer.ports import (
+    ArtifactStore,
+    ArtifactValidator,
+    DecisionLog,
+    ModelEventLog,
+    ModelServer,
+    Registry,
+)
 
 log = logging.getLogger(__name__)
-OnnxChecker = Callable[[bytes, tuple[str, ...]], Any]
 
 
 def _utcnow() -> datetime:
@@ -40,10 +50,11 @@ class Governance:
     registry: Registry
     artifacts: ArtifactStore
     model_server: ModelServer
-    check_onnx: OnnxChecker
+    validate_artifacts: ArtifactValidator
+    decisions: DecisionLog | None = None
     clock: Callable[[], datetime] = _utcnow
     _model_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-    _projection_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    projection_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def model_lock(self, model_name: str) -> asyncio.Lock:
         """Serializes commands on one model inside this process (other processes are fenced by the append)."""
@@ -55,77 +66,82 @@ async def load_model(gov: Governance, model_name: str) -> Model:
     return Model.from_history(model_name, await gov.events.load(model_name))
 
 
-async def catch_up(gov: Governance) -> int:
-    """Applies every stream event after the projection's position; returns the new position."""
-    async with gov._projection_lock:
-        position = await asyncio.to_thread(gov.registry.position)
-        if await gov.events.last_seq() <= position:
-            return position
-        async for event, seq in gov.events.read_all(position):
-            await asyncio.to_thread(gov.registry.apply, event, seq)
-            position = max(position, seq)
-        return position
+async def _append_all(gov: Governance, model: Model, events: tuple[Message, ...], *, checked: bool = True) -> None:
+    """Appends the decision's events in order: the first with the expected sequence (if ``checked``)."""
+    for index, event in enumerate(events):
+        expected = model.last_seq if checked and index == 0 else None
+        try:
+            seq = await gov.events.append(event, expected_last_seq=expected)
+        except ConcurrentChange:
+            raise ConcurrentChange(f"concurrent change to model {model.name}, retry") from None
+        model.apply(event, seq)
 
 
-async def rebuild(gov: Governance) -> int:
-    """Drops the projection and re-applies the whole stream; returns the number of events applied."""
-    async with gov._projection_lock:
-        history = [pair async for pair in gov.events.read_all(0)]
-        return await asyncio.to_thread(gov.registry.rebuild, history)
-
-
-async def _view(gov: Governance, model_name: str, version: str) -> VersionView:
-    await catch_up(gov)
-    found = await asyncio.to_thread(gov.registry.get, model_name, version)
-    if found is None:
-        raise UnknownVersion(f"model {model_name} has no version {version}")
-    return found
-
-
-async def _append(gov: Governance, model: Model, event: Any) -> int:
-    try:
-        return await gov.events.append(event, expected_last_seq=model.last_seq)
-    except ConcurrentChange:
-        raise ConcurrentChange(f"concurrent change to model {model.name}, retry") from None
+async def _unload(gov: Governance, serving_names: tuple[str, ...]) -> None:
+    # The events are appended: these versions are out of service whatever Triton says now.
+    for name in serving_names:
+        try:
+            await gov.model_server.undeploy(name)
+        except GovernanceError as exc:
+            log.warning("%s left service but could not be unloaded: %s", name, exc)
 
 
 async def register_model(gov: Governance, command: RegisterModel) -> VersionView:
-    """Validates the ONNX artifact, stores it content-addressed and appends `ModelRegistered`.
+    """Checks the artifacts, stores them content-addressed, appends `ModelRegistered` then `ModelValidated`.
+
+    Registering a version that is registered but not validated (an earlier call stopped between its two
+    appends) with the same ONNX bytes only appends the missing `ModelValidated`.
 
     Raises:
-        InvalidArtifact: If the ONNX is corrupt or does not take the declared features (nothing is stored).
+        InvalidArtifact: If the ONNX or explainer is corrupt or does not fit the features (nothing stored).
         DuplicateVersion, InvalidCommand, ConcurrentChange: From the domain and the append.
     """
-    await asyncio.to_thread(gov.check_onnx, command.onnx_model, command.feature_names)
+    checks = await asyncio.to_thread(
+        gov.validate_artifacts, command.onnx_model, command.explainer_model, command.feature_names
+    )
+    checks |= decisions.registration_checks(command)
+    onnx_sha = hashlib.sha256(command.onnx_model).hexdigest()
+    explainer_sha = hashlib.sha256(command.explainer_model).hexdigest() if command.explainer_model else ""
     async with gov.model_lock(command.model_name):
         model = await load_model(gov, command.model_name)
-        event = domain.decide_register(model, command, hashlib.sha256(command.onnx_model).hexdigest(), gov.clock())
-        # Stored before the append: an artifact without an event is harmless (content-addressed), the
-        # reverse would be a registered version nobody can deploy.
-        await asyncio.to_thread(gov.artifacts.put, command.onnx_model)
-        await _append(gov, model, event)
-    return await _view(gov, command.model_name, command.version)
+        existing = model.versions.get(command.version)
+        if existing is None:
+            registered = decisions.decide_register(model, command, onnx_sha, explainer_sha, gov.clock())
+            # Stored before the append: an artifact without an event is harmless (content-addressed), the
+            # reverse would be a registered version nobody can deploy or explain.
+            await asyncio.to_thread(gov.artifacts.put, command.onnx_model)
+            if command.explainer_model:
+                await asyncio.to_thread(gov.artifacts.put, command.explainer_model)
+            await _append_all(gov, model, (registered,))
+            validated = decisions.decide_validate(model, command.version, checks, gov.clock())
+            await _append_all(gov, model, (validated,), checked=False)
+        elif existing.stage is Stage.REGISTERED and existing.artifact_sha256 == onnx_sha:
+            validated = decisions.decide_validate(model, command.version, checks, gov.clock())
+            await _append_all(gov, model, (validated,))
+        else:
+            raise DuplicateVersion(f"model {model.name} version {command.version} is already registered")
+    return await projection.view(gov, command.model_name, command.version)
 
 
 async def approve_model(gov: Governance, command: ApproveModel) -> VersionView:
-    """Records one approval (`ModelApproved`).
+    """Records one approval (`ModelApproved`); the second distinct approver makes the version approved.
 
     Raises:
         UnknownVersion, InvalidTransition, ConcurrentChange: From the domain and the append.
     """
     async with gov.model_lock(command.model_name):
         model = await load_model(gov, command.model_name)
-        event = domain.decide_approve(model, command, gov.clock())
-        await _append(gov, model, event)
-    return await _view(gov, command.model_name, command.version)
+        await _append_all(gov, model, (decisions.decide_approve(model, command, gov.clock()),))
+    return await projection.view(gov, command.model_name, command.version)
 
 
 async def deploy_model(gov: Governance, command: DeployModel) -> tuple[VersionView, float]:
-    """Loads an approved version into the model server, warms it, then appends `ModelDeployed`.
+    """Loads an approved version into the model server, warms it, then appends `ModelDeployed` (+ `ModelRetired`).
 
     The event is appended only once the model answered its warm-up inference. If loading, warming or the
     append fails, the registry is unchanged and the model is unloaded and removed from the repository,
-    unless the model's subject shows that another instance deployed this same version meanwhile.
+    unless the model's subject shows that another instance deployed this same version meanwhile. The role's
+    previous holder is unloaded after the events are appended.
 
     Returns:
         The version as deployed and the milliseconds from request to serving.
@@ -138,43 +154,91 @@ async def deploy_model(gov: Governance, command: DeployModel) -> tuple[VersionVi
     started = time.perf_counter()
     async with gov.model_lock(command.model_name):
         model = await load_model(gov, command.model_name)
-        target = domain.check_deploy(model, command)
-        serving_name = domain.triton_model_name(model.name, command.version)
+        target = decisions.check_deploy(model, command)
+        serving_name = triton_model_name(model.name, command.version)
+        await _load(gov, model, command.version, serving_name)
         try:
-            onnx_model = await asyncio.to_thread(gov.artifacts.get, target.artifact_sha256)
-        except (OSError, ValueError) as exc:
-            raise DeploymentFailed(f"artifact of {target.key} is unusable: {exc}") from None
-        try:
-            await gov.model_server.deploy(serving_name, onnx_model, len(target.feature_names))
-            await _append(gov, model, domain.decide_deploy(model, command, gov.clock()))
+            outcome = decisions.decide_deploy(model, command, gov.clock())
+            await _append_all(gov, model, outcome.events)
         except BaseException:
-            await _undo_unless_deployed(gov, command, serving_name)
+            await _undo_unless_serving(gov, command.model_name, command.version, serving_name)
             raise
+        await _unload(gov, outcome.unload)
     load_ms = (time.perf_counter() - started) * 1000.0
     log.info("deployed %s as %s in %.0f ms", target.key, command.role, load_ms)
-    return await _view(gov, command.model_name, command.version), load_ms
+    return await projection.view(gov, command.model_name, command.version), load_ms
 
 
-async def _undo_unless_deployed(gov: Governance, command: DeployModel, serving_name: str) -> None:
-    # Another instance may have deployed this same version meanwhile (same Triton name): keep its model.
+async def promote_model(gov: Governance, command: PromoteModel) -> VersionView:
+    """Makes a deployed canary or shadow the champion: `ModelPromoted`, `ModelRetired` (old champion), unload.
+
+    Raises:
+        UnknownVersion, InvalidTransition: If the version is not a deployed canary or shadow.
+        ConcurrentChange: If another writer changed the model meanwhile (a racing promotion); retry.
+    """
+    async with gov.model_lock(command.model_name):
+        model = await load_model(gov, command.model_name)
+        outcome = decisions.decide_promote(model, command, gov.clock())
+        await _append_all(gov, model, outcome.events)
+        await _unload(gov, outcome.unload)
+    log.info("promoted %s@%s to champion", command.model_name, command.version)
+    return await projection.view(gov, command.model_name, command.version)
+
+
+async def rollback_model(gov: Governance, command: RollbackModel) -> VersionView:
+    """Restores the previous champion: reload + warm it, `ModelRolledBack`, `ModelRetired` (current), unload.
+
+    Returns:
+        The restored champion.
+
+    Raises:
+        InvalidTransition: If there is no champion, or none before it.
+        ServingUnavailable, DeploymentFailed: If Triton cannot reload the previous champion (nothing appended).
+        ConcurrentChange: If another writer changed the model meanwhile; retry.
+    """
+    async with gov.model_lock(command.model_name):
+        model = await load_model(gov, command.model_name)
+        _, previous = decisions.check_rollback(model)
+        serving_name = previous.triton_model_name or triton_model_name(model.name, previous.version)
+        await _load(gov, model, previous.version, serving_name)
+        try:
+            outcome = decisions.decide_rollback(model, command, gov.clock())
+            await _append_all(gov, model, outcome.events)
+        except BaseException:
+            await _undo_unless_serving(gov, command.model_name, previous.version, serving_name)
+            raise
+        await _unload(gov, outcome.unload)
+    log.info("rolled %s back to %s", command.model_name, previous.version)
+    return await projection.view(gov, command.model_name, previous.version)
+
+
+async def _load(gov: Governance, model: Model, version: str, serving_name: str) -> None:
+    target = model.get(version)
     try:
-        deployed = (await load_model(gov, command.model_name)).get(command.version).stage is Stage.DEPLOYED
+        onnx_model = await asyncio.to_thread(gov.artifacts.get, target.artifact_sha256)
+    except (GovernanceError, OSError, ValueError) as exc:
+        raise DeploymentFailed(f"artifact of {target.key} is unusable: {exc}") from None
+    try:
+        await gov.model_server.deploy(serving_name, onnx_model, len(target.feature_names))
+    except BaseException:
+        await _undo_unless_serving(gov, model.name, version, serving_name)
+        raise
+
+
+async def _undo_unless_serving(gov: Governance, model_name: str, version: str, serving_name: str) -> None:
+    # Another instance may serve this same version meanwhile (same Triton name): keep its model.
+    try:
+        serving = (await load_model(gov, model_name)).get(version).stage is Stage.DEPLOYED
     except Exception:  # the event log is unreachable too: unload, the registry does not list it as serving
-        deployed = False
-    if not deployed:
+        serving = False
+    if not serving:
         await gov.model_server.undeploy(serving_name)
 
 
-async def list_models(gov: Governance, model_name: str = "") -> list[VersionView]:
-    """Registered versions (of one model when ``model_name`` is set), oldest first."""
-    await catch_up(gov)
-    return await asyncio.to_thread(gov.registry.list_versions, model_name or None)
-
-
-async def get_serving_models(gov: Governance) -> list[VersionView]:
-    """Deployed versions with their roles: what scoring should use now."""
-    await catch_up(gov)
-    return await asyncio.to_thread(gov.registry.serving)
-
-
-HANDLERS = {RegisterModel: register_model, ApproveModel: approve_model, DeployModel: deploy_model}
+HANDLERS = {
+    RegisterModel: register_model,
+    ApproveModel: approve_model,
+    DeployModel: deploy_model,
+    PromoteModel: promote_model,
+    RollbackModel: rollback_model,
+}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
-from typing import Protocol
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
 
 from google.protobuf.message import Message
 
-from services.governance.domain.views import VersionView
+from services.governance.domain.views import Lineage, VersionView
 
 History = list[tuple[Message, int]]
 
@@ -19,8 +20,13 @@ class ModelEventLog(Protocol):
         """Every event on the model's subject with its stream sequence, in order."""
         ...
 
-    async def append(self, event: Message, *, expected_last_seq: int) -> int:
-        """Appends ``event`` on its model's subject if the subject's last sequence is still ``expected_last_seq``.
+    async def append(self, event: Message, *, expected_last_seq: int | None) -> int:
+        """Appends ``event`` on its model's subject.
+
+        Args:
+            event: The event.
+            expected_last_seq: The subject's last sequence the decision was made on; None appends without the
+                check (a consequence of a decision already appended; its business id dedupes retries).
 
         Returns:
             The event's stream sequence.
@@ -39,6 +45,14 @@ class ModelEventLog(Protocol):
         ...
 
 
+class DecisionLog(Protocol):
+    """The recorded decisions (stream PREDICTIONS)."""
+
+    async def prediction(self, transaction_id: str) -> tuple[Any, int] | None:
+        """The transaction's PredictionMade and its stream sequence, or None if none is recorded."""
+        ...
+
+
 class Registry(Protocol):
     """The registry projection (synchronous; the use cases call it from a worker thread)."""
 
@@ -51,11 +65,15 @@ class Registry(Protocol):
         ...
 
     def rebuild(self, history: Iterable[tuple[Message, int]]) -> int:
-        """Drops and re-applies the stream."""
+        """Empties the projection and re-applies the stream."""
         ...
 
     def get(self, model_name: str, version: str) -> VersionView | None:
         """One version."""
+        ...
+
+    def lineage(self, model_name: str, version: str) -> Lineage | None:
+        """One version with approvals, lifecycle history and reference profile."""
         ...
 
     def list_versions(self, model_name: str | None = None) -> list[VersionView]:
@@ -64,6 +82,10 @@ class Registry(Protocol):
 
     def serving(self) -> list[VersionView]:
         """Versions deployed now."""
+        ...
+
+    def champion_at(self, model_name: str, moment: datetime) -> VersionView | None:
+        """The version that was champion at ``moment``, if any."""
         ...
 
 
@@ -75,7 +97,12 @@ class ArtifactStore(Protocol):
         ...
 
     def get(self, sha256: str) -> bytes:
-        """The bytes, verified against ``sha256``."""
+        """The bytes, verified against ``sha256``.
+
+        Raises:
+            UnknownArtifact: If nothing is stored under ``sha256``.
+            ArtifactDamaged: If the stored bytes hash to something else.
+        """
         ...
 
 
@@ -83,7 +110,7 @@ class ModelServer(Protocol):
     """The inference server (Triton) as far as deployment is concerned."""
 
     async def deploy(self, serving_name: str, onnx_model: bytes, n_features: int) -> None:
-        """Writes the model into the server's repository, loads it and runs one warm-up inference.
+        """Makes the model serve: writes it into the repository if missing, loads it unless ready, warms it.
 
         On failure the caller decides whether to `undeploy` (another writer may serve the same name).
 
@@ -95,4 +122,16 @@ class ModelServer(Protocol):
 
     async def undeploy(self, serving_name: str) -> None:
         """Unloads the model and removes its repository entry (best effort, idempotent)."""
+        ...
+
+
+class ArtifactValidator(Protocol):
+    """Checks uploaded artifacts against the declared feature names (ONNX contract, explainer)."""
+
+    def __call__(self, onnx_model: bytes, explainer_model: bytes, feature_names: Sequence[str]) -> dict[str, str]:
+        """Returns ``check name -> detail`` for every check passed.
+
+        Raises:
+            InvalidArtifact: Naming the first check that failed.
+        """
         ...
