@@ -52,7 +52,15 @@ def _split_method(full_method: str) -> tuple[str, str]:
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
-    """Counts unary RPCs by service, method and status code, and observes their latency."""
+    """Counts unary RPCs by service, method and status code, observes their latency, and bounds in-flight work.
+
+    Beyond `max_in_flight` unary calls being handled, a new call is answered RESOURCE_EXHAUSTED at once:
+    overload sheds instead of queueing without bound (0 = no bound).
+    """
+
+    def __init__(self, max_in_flight: int = 0) -> None:
+        self._max_in_flight = max_in_flight
+        self._in_flight = 0
 
     async def intercept_service(
         self,
@@ -66,8 +74,12 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         behavior = handler.unary_unary
 
         async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if self._max_in_flight and self._in_flight >= self._max_in_flight:
+                RPC_HANDLED.labels(service, method, "RESOURCE_EXHAUSTED").inc()
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{service} is overloaded; retry later")
             start = time.perf_counter()
             failed = True
+            self._in_flight += 1
             try:
                 result = behavior(request, context)
                 response = await result if inspect.isawaitable(result) else result
@@ -78,6 +90,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                 if code is None:
                     code = grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK
                 name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+                self._in_flight -= 1
                 RPC_HANDLED.labels(service, method, name).inc()
                 RPC_LATENCY.labels(service, method).observe(time.perf_counter() - start)
 
@@ -97,6 +110,7 @@ async def build_server(
     tracer_provider: TracerProvider | None = None,
     host: str = "127.0.0.1",
     options: Sequence[tuple[str, Any]] = (),
+    max_in_flight: int = 0,
 ) -> tuple[grpc.aio.Server, int]:
     """Builds a grpc.aio server (not yet started) with health, reflection, tracing, metrics and validation.
 
@@ -110,6 +124,7 @@ async def build_server(
         tracer_provider: Provider for server spans; the global one when None.
         host: Address to bind; loopback unless a deployment says otherwise.
         options: grpc channel arguments.
+        max_in_flight: Unary calls handled at once before new ones get RESOURCE_EXHAUSTED (0 = unbounded).
 
     Returns:
         The server and the port it is bound to. Call ``await server.start()`` next.
@@ -120,7 +135,7 @@ async def build_server(
     server = grpc.aio.server(
         interceptors=[
             aio_server_interceptor(tracer_provider=tracer_provider),
-            MetricsInterceptor(),
+            MetricsInterceptor(max_in_flight),
             ValidationInterceptor(),
             *interceptors,
         ],

@@ -32,6 +32,14 @@ def prediction_made(card_token: str, transaction_id: str, partitions: int = DEFA
     return f"fraud.predictions.made.{partition_of(card_token, partitions)}.{transaction_id}"
 
 
+def shadow_scored(
+    card_token: str, transaction_id: str, model_version: str, partitions: int = DEFAULT_PARTITIONS
+) -> str:
+    """A shadow model's score of a transaction (one per transaction and shadow version)."""
+    version = model_version.replace(".", "-")
+    return f"fraud.predictions.shadow.{partition_of(card_token, partitions)}.{transaction_id}.{version}"
+
+
 def label_reported(transaction_id: str) -> str:
     return f"fraud.labels.reported.{transaction_id}"
 
@@ -43,5 +51,18 @@ def model_events(model_name: str) -> str:
 
 TRANSACTIONS_RECEIVED_ALL = "fraud.tx.received.>"
 PREDICTIONS_ALL = "fraud.predictions.>"
+PREDICTIONS_MADE_ALL = "fraud.predictions.made.>"
 MODELS_ALL = "fraud.models.>"
 LABELS_ALL = "fraud.labels.>"
+
+
+def features_rpc(card_token: str, partitions: int = DEFAULT_PARTITIONS) -> str:
+    """Request subject of the features instance that owns the card's partition."""
+    return features_rpc_partition(partition_of(card_token, partitions))
+
+
+def features_rpc_partition(partition: int) -> str:
+    return f"fraud.rpc.features.compute.{partition}"
+
+
+SCORING_RPC = "fraud.rpc.scoring.score"

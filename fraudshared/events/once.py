@@ -32,6 +32,18 @@ class OnceLog:
     async def append_once(self, message: M, *, business_id: str, subject: str, stream: str, time: datetime) -> M | None:
         """Append `message` unless the subject already holds an event; then return the recorded one.
 
+        Same as `append_once_at` without the stream sequence.
+        """
+        recorded, _ = await self.append_once_at(
+            message, business_id=business_id, subject=subject, stream=stream, time=time
+        )
+        return recorded
+
+    async def append_once_at(
+        self, message: M, *, business_id: str, subject: str, stream: str, time: datetime
+    ) -> tuple[M | None, int]:
+        """Append `message` unless the subject already holds an event; then return the recorded one.
+
         Args:
             message: Protobuf payload with a `schema_version` field.
             business_id: Id the event id derives from (e.g. the transaction id).
@@ -40,7 +52,7 @@ class OnceLog:
             time: Business time of the event.
 
         Returns:
-            None when appended now; otherwise the event already stored on the subject.
+            (None, sequence) when appended now; otherwise (the event already stored, its sequence).
         """
         kind = message.DESCRIPTOR.name
         envelope = new_envelope(
@@ -55,15 +67,20 @@ class OnceLog:
         try:
             result = await self._store.append(envelope, subject=subject, expected_last_subject_seq=0)
         except ConcurrencyError:
-            return await self.find(stream, subject, type(message))
+            return await self.find_at(stream, subject, type(message))
         if result.duplicate:
-            return await self.find(stream, subject, type(message))
-        return None
+            return await self.find_at(stream, subject, type(message))
+        return None, result.seq
 
     async def find(self, stream: str, subject: str, message_type: type[M]) -> M | None:
         """The last event on `subject` (wildcards allowed) parsed as `message_type`, or None."""
+        found, _ = await self.find_at(stream, subject, message_type)
+        return found
+
+    async def find_at(self, stream: str, subject: str, message_type: type[M]) -> tuple[M | None, int]:
+        """The last event on `subject` with its stream sequence, or (None, 0)."""
         try:
             raw = await self._js.get_last_msg(stream, subject)
         except NotFoundError:
-            return None
-        return from_nats(raw.headers, raw.data).payload(message_type)
+            return None, 0
+        return from_nats(raw.headers, raw.data).payload(message_type), int(raw.seq or 0)

@@ -25,7 +25,7 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
     def on_label(seq: int, envelope: Envelope) -> None:
         counters.on_label(envelope.payload(events.LabelReported))
 
-    predictions = await follow(ctx.js, ctx.store, "PREDICTIONS", subjects.PREDICTIONS_ALL, on_prediction)
+    predictions = await follow(ctx.js, ctx.store, "PREDICTIONS", subjects.PREDICTIONS_MADE_ALL, on_prediction)
     labels = await follow(ctx.js, ctx.store, "LABELS", subjects.LABELS_ALL, on_label)
     ctx.on_shutdown += [predictions.unsubscribe, labels.unsubscribe]
     full_name = monitor.DESCRIPTOR.services_by_name["MonitorService"].full_name

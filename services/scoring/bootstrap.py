@@ -8,16 +8,18 @@ from dataclasses import dataclass
 from fraud.scoring.v1 import scoring_service_pb2 as scoring
 from fraud.scoring.v1 import scoring_service_pb2_grpc as scoring_grpc
 from fraudshared import subjects
-from fraudshared.config import EnvConfig, env_field
+from fraudshared.config import ConfigError, EnvConfig, env_field
 from fraudshared.events.follow import follow
 from fraudshared.events.once import OnceLog
 from fraudshared.grpc_server import ServicerSpec
+from fraudshared.rpc import RpcServer
 from fraudshared.service import ServiceContext
 from services.scoring.adapters.event_log import MODELS, JetStreamPredictionLog, catalog_folder
+from services.scoring.adapters.local_models import LocalModels
 from services.scoring.adapters.triton_runner import TritonRunner
 from services.scoring.domain.catalog import ModelCatalog
 from services.scoring.entrypoints.grpc_servicer import ScoringServicer
-from services.scoring.service_layer.handlers import ScoringDeps
+from services.scoring.service_layer.handlers import ScoringDeps, score_features
 
 
 @dataclass(frozen=True)
@@ -26,19 +28,44 @@ class ScoringConfig(EnvConfig):
 
     triton_grpc_url: str = env_field("FRAUD_TRITON_GRPC_URL", "127.0.0.1:8001")
     inference_timeout_s: float = env_field("FRAUD_SCORING_INFERENCE_TIMEOUT_S", 0.5)
+    max_in_flight: int = env_field("FRAUD_SCORING_MAX_IN_FLIGHT", 256)
+    governance_addr: str = env_field("FRAUD_GOVERNANCE_ADDR", "127.0.0.1:50054")
+    # "shed": beyond max_in_flight answer RESOURCE_EXHAUSTED; "safe-mode": above safe_mode_above in flight,
+    # answer recorded safe-mode REVIEW decisions without the model (and still shed beyond max_in_flight).
+    overload_policy: str = env_field("FRAUD_SCORING_OVERLOAD_POLICY", "shed")
+    safe_mode_above: int = env_field("FRAUD_SCORING_SAFE_MODE_ABOVE", 128)
 
 
 async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
     config = ScoringConfig.from_env()
+    if config.overload_policy not in ("shed", "safe-mode"):
+        raise ConfigError(f"FRAUD_SCORING_OVERLOAD_POLICY must be shed or safe-mode, got {config.overload_policy!r}")
     catalog = ModelCatalog()
-    subscription = await follow(ctx.js, ctx.store, MODELS, subjects.MODELS_ALL, catalog_folder(catalog))
+    local = LocalModels(config.governance_addr)
+
+    def prepare_local_copies() -> None:
+        for model in catalog.serving():
+            local.prepare(model)
+
+    subscription = await follow(
+        ctx.js, ctx.store, MODELS, subjects.MODELS_ALL, catalog_folder(catalog, prepare_local_copies)
+    )
     runner = TritonRunner(config.triton_grpc_url)
-    ctx.on_shutdown += [subscription.unsubscribe, runner.close]
+    ctx.on_shutdown += [subscription.unsubscribe, runner.close, local.close]
     deps = ScoringDeps(
         catalog=catalog,
         runner=runner,
+        local=local,
         predictions=JetStreamPredictionLog(OnceLog(ctx.js, ctx.store, source="/fraud/scoring")),
         inference_timeout_s=config.inference_timeout_s,
+        safe_mode_above=config.safe_mode_above if config.overload_policy == "safe-mode" else 0,
     )
+
+    async def handle(request: scoring.ScoreFeaturesRequest, deadline: float | None) -> scoring.ScoreFeaturesResponse:
+        return await score_features(request, deps, deadline)
+
+    server = RpcServer(subjects.SCORING_RPC, scoring.ScoreFeaturesRequest, handle, config.max_in_flight)
+    subscription_rpc = await server.subscribe(ctx.nc, queue="scoring")
+    ctx.on_shutdown += [subscription_rpc.unsubscribe, server.drain]
     full_name = scoring.DESCRIPTOR.services_by_name["ScoringService"].full_name
     return [(scoring_grpc.add_ScoringServiceServicer_to_server, ScoringServicer(deps), full_name)]

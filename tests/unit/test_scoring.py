@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import pytest
@@ -64,6 +65,9 @@ class FakePredictions:
     def __init__(self) -> None:
         self.recorded: dict[str, events.PredictionMade] = {}
 
+    async def append_shadow(self, event: events.ShadowScored) -> None:
+        pass
+
     async def append_prediction(self, event: events.PredictionMade) -> events.PredictionMade | None:
         if event.transaction_id in self.recorded:
             return self.recorded[event.transaction_id]
@@ -111,3 +115,134 @@ async def test_retry_returns_the_first_recorded_decision() -> None:
     runner.result = 0.1  # the model changed meanwhile: the recorded decision still stands
     again = await score_features(req(), deps)
     assert again.decision == first.decision == common.DECISION_DECLINE
+
+
+class FakeLocal:
+    def __init__(self, score: float | None = None, contributions: list[float] | None = None) -> None:
+        self.result = score
+        self.contribs = contributions
+        self.prepared: list[str] = []
+
+    def prepare(self, model: object) -> None:
+        self.prepared.append(model.version)  # type: ignore[attr-defined]
+
+    def score(self, sha256: str, values: Sequence[float]) -> float | None:
+        return self.result
+
+    def contributions(self, sha256: str, values: Sequence[float]) -> list[float] | None:
+        return self.contribs
+
+
+class CountingRunner(FakeRunner):
+    def __init__(self, score: float | Exception) -> None:
+        super().__init__(score)
+        self.calls = 0
+
+    async def score(self, triton_model_name: str, values: Sequence[float], timeout: float) -> float:
+        self.calls += 1
+        return await super().score(triton_model_name, values, timeout)
+
+
+async def test_triton_down_falls_to_the_in_process_copy_of_the_same_model() -> None:
+    deps = ScoringDeps(
+        catalog=champion_catalog(), runner=FakeRunner(InferenceError("down")), predictions=FakePredictions(),
+        local=FakeLocal(score=0.9),
+    )  # fmt: skip
+    response = await score_features(req(), deps)
+    assert response.scoring_path == common.SCORING_PATH_LOCAL_ONNX and not response.degraded
+    assert response.decision == common.DECISION_DECLINE and response.model.version == "1.0.0"
+
+
+async def test_breaker_opens_after_repeated_failures_and_stops_calling_triton() -> None:
+    runner = CountingRunner(InferenceError("down"))
+    deps = ScoringDeps(catalog=champion_catalog(), runner=runner, predictions=FakePredictions(), local=FakeLocal(0.1))
+    for i in range(8):
+        response = await score_features(req(f"tx-{i}"), deps)
+        assert response.scoring_path == common.SCORING_PATH_LOCAL_ONNX
+    assert runner.calls == deps.breaker.fail_max  # open: later calls skip Triton
+
+
+async def test_reason_codes_name_the_features_that_raised_the_score() -> None:
+    deps = ScoringDeps(
+        catalog=champion_catalog(), runner=FakeRunner(0.95), predictions=FakePredictions(),
+        local=FakeLocal(contributions=[1.2, -0.4]),
+    )  # fmt: skip
+    deps.catalog.registered[("gbdt", "1.0.0")].explainer_artifact_sha256 = "cd" * 32
+    deps.catalog.registered[("gbdt", "1.0.0")].feature_names[:] = ["amount", "is_night"]
+    deps.catalog.apply(
+        model_events.ModelDeployed(model_name="gbdt", version="1.0.0", role=model_events.DEPLOYMENT_ROLE_CHAMPION)
+    )
+    response = await score_features(req(), deps)
+    codes = [r.code for r in response.reason_codes]
+    assert codes == ["MODEL_SCORE_AT_DECLINE_THRESHOLD", "AMOUNT_RAISED_RISK"]
+    assert response.reason_codes[1].contribution == pytest.approx(1.2)
+
+
+def test_canary_split_is_a_stable_hash_of_the_card_token() -> None:
+    from services.scoring.domain.routing import canary_bucket, deciding_model
+
+    catalog = champion_catalog()
+    catalog.apply(
+        model_events.ModelRegistered(model_name="gbdt", version="2.0.0", feature_set_version="card-v1",
+                                     thresholds=THRESHOLDS, feature_names=["amount"])
+    )  # fmt: skip
+    catalog.apply(
+        model_events.ModelDeployed(model_name="gbdt", version="2.0.0", role=model_events.DEPLOYMENT_ROLE_CANARY,
+                                   canary_percent=30)
+    )  # fmt: skip
+    tokens = [f"ct_{i}" for i in range(2000)]
+    routed = [deciding_model(catalog, canary_bucket(t)) for t in tokens]
+    share = sum(is_canary for _, is_canary in routed) / len(tokens)
+    assert 0.25 < share < 0.35
+    assert all(m is not None and m.version == ("2.0.0" if c else "1.0.0") for m, c in routed)
+    assert [canary_bucket(t) for t in tokens] == [canary_bucket(t) for t in tokens]
+
+
+def test_promotion_rollback_and_retirement_move_the_roles() -> None:
+    catalog = champion_catalog()
+    catalog.apply(
+        model_events.ModelRegistered(model_name="gbdt", version="2.0.0", feature_set_version="card-v1",
+                                     thresholds=THRESHOLDS, feature_names=["amount"])
+    )  # fmt: skip
+    catalog.apply(
+        model_events.ModelDeployed(model_name="gbdt", version="2.0.0", role=model_events.DEPLOYMENT_ROLE_SHADOW)
+    )
+    assert catalog.shadow is not None and catalog.shadow.version == "2.0.0"
+    catalog.apply(model_events.ModelPromoted(model_name="gbdt", version="2.0.0", previous_version="1.0.0"))
+    assert catalog.champion is not None and catalog.champion.version == "2.0.0" and catalog.shadow is None
+    catalog.apply(model_events.ModelRolledBack(model_name="gbdt", from_version="2.0.0", to_version="1.0.0"))
+    assert catalog.champion is not None and catalog.champion.version == "1.0.0"
+    catalog.apply(model_events.ModelRetired(model_name="gbdt", version="1.0.0"))
+    assert catalog.champion is None
+
+
+async def test_shadow_is_scored_after_the_answer_and_recorded() -> None:
+    log = FakePredictions()
+    shadows: list[events.ShadowScored] = []
+
+    async def append_shadow(event: events.ShadowScored) -> None:
+        shadows.append(event)
+
+    log.append_shadow = append_shadow  # type: ignore[attr-defined]
+    catalog = champion_catalog()
+    catalog.apply(
+        model_events.ModelRegistered(model_name="gbdt", version="2.0.0", feature_set_version="card-v1",
+                                     thresholds=THRESHOLDS, feature_names=["amount"])
+    )  # fmt: skip
+    catalog.apply(
+        model_events.ModelDeployed(model_name="gbdt", version="2.0.0", role=model_events.DEPLOYMENT_ROLE_SHADOW)
+    )
+    deps = ScoringDeps(catalog=catalog, runner=FakeRunner(0.5), predictions=log)
+    response = await score_features(req(), deps)
+    assert response.model.version == "1.0.0"  # the shadow never decides
+    await asyncio.gather(*deps.shadow_tasks)
+    assert [(s.model.version, s.decision) for s in shadows] == [("2.0.0", common.DECISION_REVIEW)]
+
+
+async def test_overload_policy_safe_mode_answers_without_the_model() -> None:
+    runner = CountingRunner(0.1)
+    deps = ScoringDeps(catalog=champion_catalog(), runner=runner, predictions=FakePredictions(), safe_mode_above=1)
+    deps.in_flight = 1  # one decision already in flight
+    response = await score_features(req(), deps)
+    assert response.degraded and response.decision == common.DECISION_REVIEW and runner.calls == 0
+    assert "overloaded" in response.reason_codes[0].description

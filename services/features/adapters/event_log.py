@@ -17,12 +17,15 @@ COMPUTED_ALL = "fraud.features.computed.>"
 class JetStreamFeatureLog:
     """Implements services.features.service_layer.ports.FeatureLog."""
 
-    def __init__(self, once: OnceLog, store: EventStore) -> None:
+    def __init__(self, once: OnceLog, store: EventStore, partitions: list[int] | None = None) -> None:
         self._once = once
         self._store = store
+        self._partitions = None if partitions is None else {str(p) for p in partitions}
 
-    async def append_computed(self, event: events.FeatureVectorComputed) -> events.FeatureVectorComputed | None:
-        return await self._once.append_once(
+    async def append_computed(
+        self, event: events.FeatureVectorComputed
+    ) -> tuple[events.FeatureVectorComputed | None, int]:
+        return await self._once.append_once_at(
             event,
             business_id=event.transaction_id,
             subject=subjects.feature_vector_computed(event.card_token, event.transaction_id),
@@ -30,6 +33,12 @@ class JetStreamFeatureLog:
             time=event.event_time.ToDatetime(tzinfo=UTC),
         )
 
-    async def replay(self) -> AsyncIterator[events.FeatureVectorComputed]:
-        async for stored in self._store.read_subject(FEATURES, COMPUTED_ALL):
-            yield stored.envelope.payload(events.FeatureVectorComputed)
+    async def replay(self, from_seq: int = 1) -> AsyncIterator[tuple[int, events.FeatureVectorComputed]]:
+        """Owned partitions' events from `from_seq`, in stream order (one pass; others' events are skipped).
+
+        One pass in stream order, not one read per partition: the state's last applied sequence only ever
+        grows, which is what lets a restart skip what a snapshot already holds.
+        """
+        async for stored in self._store.read_subject(FEATURES, COMPUTED_ALL, from_seq):
+            if self._partitions is None or stored.subject.split(".")[3] in self._partitions:
+                yield stored.seq, stored.envelope.payload(events.FeatureVectorComputed)

@@ -1,9 +1,10 @@
 """Compute a transaction's point-in-time feature vector, record it, then fold it into the state.
 
 State is the fold of FeatureVectorComputed events in stream order (each carries the transaction's card,
-terminal, amount and event time), so a restart replays the FEATURES stream and reaches the same state.
-One lock per instance serialises compute -> append -> apply: the recorded order is the order the state
-saw, which is what makes a replay reproduce every vector (terminal state is shared across cards).
+terminal, amount and event time). A restart loads the latest snapshot (state + the last stream sequence it
+covers) and replays the FEATURES stream after that sequence, so it reaches the same state. One lock per
+instance serialises compute -> append -> apply: the recorded order is the order the state saw, which is
+what lets a replay reproduce every vector (terminal state is shared across the cards of a partition).
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 from fraud.events.v1 import transaction_events_pb2 as events
 from fraud.features.v1 import feature_service_pb2 as features
 from fraudshared.features import FEATURE_NAMES, FEATURE_SET_VERSION, FeatureEngine, Transaction
-from services.features.service_layer.ports import FeatureLog
+from services.features.service_layer.ports import FeatureLog, SnapshotStore
 
 SCHEMA_VERSION = 1
 RECENT_VECTORS = 100_000  # answers to retries without a log read; older retries fall back to the log
@@ -33,11 +35,12 @@ def as_transaction(event: events.FeatureVectorComputed) -> Transaction:
 
 @dataclass
 class FeatureState:
-    """The engine plus the ids already folded in (bounded memory of recent vectors)."""
+    """The engine, the last stream sequence folded into it, and recent vectors for cheap retries."""
 
     engine: FeatureEngine = field(default_factory=FeatureEngine)
     recent: OrderedDict[str, list[float]] = field(default_factory=OrderedDict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    last_seq: int = 0
     applied: int = 0
 
     def remember(self, transaction_id: str, values: list[float]) -> None:
@@ -45,17 +48,37 @@ class FeatureState:
         if len(self.recent) > RECENT_VECTORS:
             self.recent.popitem(last=False)
 
-    def fold(self, event: events.FeatureVectorComputed) -> None:
+    def fold(self, seq: int, event: events.FeatureVectorComputed) -> None:
+        """Apply one recorded event; events at or below `last_seq` are already in the state."""
+        if seq and seq <= self.last_seq:
+            return
         self.engine.apply(as_transaction(event))
         self.remember(event.transaction_id, list(event.values))
+        self.last_seq = max(self.last_seq, seq)
         self.applied += 1
 
+    def snapshot(self, partitions: list[int]) -> dict[str, Any]:
+        return {"last_seq": self.last_seq, "partitions": partitions, "engine": self.engine.to_dict()}
 
-async def rebuild(state: FeatureState, log: FeatureLog) -> int:
-    """Fold every recorded event into a fresh state; returns how many were applied."""
-    async for event in log.replay():
-        state.fold(event)
-    return state.applied
+    @classmethod
+    def from_snapshot(cls, snapshot: dict[str, Any]) -> FeatureState:
+        return cls(engine=FeatureEngine.from_dict(snapshot["engine"]), last_seq=int(snapshot["last_seq"]))
+
+
+async def rebuild(
+    log: FeatureLog, snapshots: SnapshotStore | None = None, partitions: list[int] | None = None
+) -> FeatureState:
+    """Latest usable snapshot (same partitions and feature set) plus the events recorded after it."""
+    state = FeatureState()
+    snapshot = snapshots.load() if snapshots is not None else None
+    if snapshot is not None and snapshot.get("partitions") == partitions:
+        try:
+            state = FeatureState.from_snapshot(snapshot)
+        except (KeyError, ValueError):  # another feature-set version or a damaged file: replay everything
+            state = FeatureState()
+    async for seq, event in log.replay(state.last_seq + 1):
+        state.fold(seq, event)
+    return state
 
 
 def _response(values: list[float]) -> features.ComputeFeaturesResponse:
@@ -79,21 +102,17 @@ async def compute_features(
             terminal_id=request.terminal_id,
             amount_minor=request.amount.amount_minor,
         )
-        values = [float(v) for v in state.engine.vector_for(tx)]
         event = events.FeatureVectorComputed(
             schema_version=SCHEMA_VERSION,
             transaction_id=tx.tx_id,
             card_token=tx.card_token,
             feature_set_version=FEATURE_SET_VERSION,
-            values=values,
+            values=state.engine.values_for(tx),
             event_time=request.event_time,
             terminal_id=tx.terminal_id,
             amount=request.amount,
         )
-        recorded = await log.append_computed(event)
-        if recorded is not None:
-            # Appended by an earlier attempt that this instance has not folded (e.g. another owner's).
-            state.fold(recorded)
-            return _response(list(recorded.values))
-        state.fold(event)
-        return _response(list(event.values))
+        recorded, seq = await log.append_computed(event)
+        final = recorded if recorded is not None else event
+        state.fold(seq, final)  # a recorded event at or below last_seq is already in the state
+        return _response(list(final.values))

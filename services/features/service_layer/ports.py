@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from fraud.events.v1 import transaction_events_pb2 as events
 
@@ -11,10 +11,20 @@ from fraud.events.v1 import transaction_events_pb2 as events
 class FeatureLog(Protocol):
     """The FEATURES stream: the features service's own events, folded to rebuild state."""
 
-    async def append_computed(self, event: events.FeatureVectorComputed) -> events.FeatureVectorComputed | None:
-        """Append; None when appended now, else the event already recorded for that transaction."""
+    async def append_computed(
+        self, event: events.FeatureVectorComputed
+    ) -> tuple[events.FeatureVectorComputed | None, int]:
+        """Append; (None, seq) when appended now, else (the event recorded for that transaction, its seq)."""
         ...
 
-    def replay(self) -> AsyncIterator[events.FeatureVectorComputed]:
-        """Every recorded FeatureVectorComputed in stream order."""
+    def replay(self, from_seq: int = 1) -> AsyncIterator[tuple[int, events.FeatureVectorComputed]]:
+        """Recorded FeatureVectorComputed of this instance's partitions from `from_seq`, in stream order."""
         ...
+
+
+class SnapshotStore(Protocol):
+    """Where a features instance keeps its latest state snapshot."""
+
+    def load(self) -> dict[str, Any] | None: ...
+
+    def save(self, snapshot: dict[str, Any]) -> None: ...

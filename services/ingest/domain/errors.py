@@ -23,3 +23,7 @@ class UnknownTransaction(LookupError):
 
 class DependencyUnavailable(RuntimeError):
     """A downstream service did not answer within the caller's budget."""
+
+
+class Overloaded(RuntimeError):
+    """A downstream service shed the request; the caller may retry (the transaction id makes it safe)."""

@@ -9,6 +9,7 @@ from fraud.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
 from services.ingest.domain.errors import (
     DependencyUnavailable,
     InvalidTransaction,
+    Overloaded,
     TransactionIdReused,
     UnknownTransaction,
 )
@@ -19,6 +20,7 @@ STATUS_OF: dict[type[Exception], grpc.StatusCode] = {
     TransactionIdReused: grpc.StatusCode.ALREADY_EXISTS,
     UnknownTransaction: grpc.StatusCode.NOT_FOUND,
     DependencyUnavailable: grpc.StatusCode.UNAVAILABLE,
+    Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 
@@ -30,7 +32,7 @@ class IngestServicer(ingest_grpc.IngestServiceServicer):
         self, request: ingest.ScoreTransactionRequest, context: grpc.aio.ServicerContext
     ) -> ingest.ScoreTransactionResponse:
         try:
-            return await handlers.score_transaction(request, self._deps)
+            return await handlers.score_transaction(request, self._deps, _budget(context))
         except tuple(STATUS_OF) as exc:
             await context.abort(STATUS_OF[type(exc)], str(exc))
             raise  # unreachable: abort raises
@@ -43,3 +45,9 @@ class IngestServicer(ingest_grpc.IngestServiceServicer):
         except tuple(STATUS_OF) as exc:
             await context.abort(STATUS_OF[type(exc)], str(exc))
             raise
+
+
+def _budget(context: grpc.aio.ServicerContext) -> float | None:
+    """Seconds the caller still waits (its gRPC deadline), or None without one."""
+    left = context.time_remaining()
+    return None if left is None else float(left)

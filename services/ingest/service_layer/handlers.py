@@ -7,6 +7,7 @@ died before deciding, finishes it: features and scoring are idempotent by transa
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -70,9 +71,18 @@ def _response(prediction: events.PredictionMade, replayed: bool) -> ingest.Score
 
 
 async def score_transaction(
-    request: ingest.ScoreTransactionRequest, deps: IngestDeps
+    request: ingest.ScoreTransactionRequest, deps: IngestDeps, budget_s: float | None = None
 ) -> ingest.ScoreTransactionResponse:
-    """Validate, tokenize, append TransactionReceived, then compute features and the decision."""
+    """Validate, tokenize, append TransactionReceived, then compute features and the decision.
+
+    `budget_s` is what the caller still waits (its deadline); downstream calls get what is left of it,
+    capped by the configured timeout, so nothing runs on after the caller gave up.
+    """
+    deadline = time.monotonic() + min(budget_s, deps.downstream_timeout_s) if budget_s else None
+
+    def left() -> float:
+        return deps.downstream_timeout_s if deadline is None else deadline - time.monotonic()
+
     event = to_event(request, deps.tokenizer)
     stored = await deps.log.append_received(event)
     replayed = stored is not None
@@ -93,7 +103,7 @@ async def score_transaction(
             amount=event.amount,
             event_time=event.event_time,
         ),
-        timeout=deps.downstream_timeout_s,
+        timeout=left(),
     )
     decided = await deps.scoring.score(
         scoring.ScoreFeaturesRequest(
@@ -103,7 +113,7 @@ async def score_transaction(
             values=vector.values,
             event_time=event.event_time,
         ),
-        timeout=deps.downstream_timeout_s,
+        timeout=left(),
     )
     return ingest.ScoreTransactionResponse(
         transaction_id=event.transaction_id,

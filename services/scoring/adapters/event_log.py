@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC
 
 from fraud.events.v1 import model_events_pb2 as model_events
 from fraud.events.v1 import transaction_events_pb2 as events
 from fraudshared import subjects
 from fraudshared.events.envelope import Envelope
+from fraudshared.events.follow import Handler
 from fraudshared.events.once import OnceLog
 from services.scoring.domain.catalog import ModelCatalog
 
@@ -21,6 +23,8 @@ MODEL_EVENT_TYPES = {
         model_events.ModelDeployed,
         model_events.ModelPromoted,
         model_events.ModelRolledBack,
+        model_events.ModelValidated,
+        model_events.ModelRetired,
     )
 }
 
@@ -40,13 +44,24 @@ class JetStreamPredictionLog:
             time=event.event_time.ToDatetime(tzinfo=UTC),
         )
 
+    async def append_shadow(self, event: events.ShadowScored) -> None:
+        business_id = f"{event.transaction_id}:{event.model.name}-{event.model.version.replace('.', '-')}"
+        await self._once.append_once(
+            event,
+            business_id=business_id,
+            subject=subjects.shadow_scored(event.card_token, event.transaction_id, event.model.version),
+            stream=PREDICTIONS,
+            time=event.event_time.ToDatetime(tzinfo=UTC),
+        )
 
-def catalog_folder(catalog: ModelCatalog):  # type: ignore[no-untyped-def]
-    """A follow() handler that folds model events into `catalog`."""
+
+def catalog_folder(catalog: ModelCatalog, on_change: Callable[[], None] = lambda: None) -> Handler:
+    """A follow() handler that folds model events into `catalog`, then calls `on_change`."""
 
     def handle(seq: int, envelope: Envelope) -> None:
         message_type = MODEL_EVENT_TYPES.get(envelope.type)
         if message_type is not None:
             catalog.apply(envelope.payload(message_type))
+            on_change()
 
     return handle

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import grpc
 
 from fraud.scoring.v1 import scoring_service_pb2 as scoring
@@ -16,4 +18,5 @@ class ScoringServicer(scoring_grpc.ScoringServiceServicer):
     async def ScoreFeatures(
         self, request: scoring.ScoreFeaturesRequest, context: grpc.aio.ServicerContext
     ) -> scoring.ScoreFeaturesResponse:
-        return await score_features(request, self._deps)
+        left = context.time_remaining()
+        return await score_features(request, self._deps, None if left is None else time.time() + left)
