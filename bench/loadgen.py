@@ -21,6 +21,7 @@ from bench.workload import requests as make_requests
 from fraud.common.v1 import decision_pb2 as common
 from fraud.ingest.v1 import ingest_service_pb2 as ingest
 from fraud.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
+from fraudshared.service import run_event_loop
 
 MAX_IN_FLIGHT = 5000  # a bound on the generator itself, far above what the platform accepts
 
@@ -100,9 +101,9 @@ def main() -> None:
     needed = int(opts.rate * opts.seconds) if opts.mode == "open" else int(3000 * opts.seconds)
     reqs = make_requests(needed, uuid.uuid4().hex[:8], opts.seed)
     if opts.mode == "open":
-        stats = asyncio.run(open_loop(opts.target, opts.rate, opts.seconds, reqs))
+        stats = run_event_loop(open_loop(opts.target, opts.rate, opts.seconds, reqs))
     else:
-        stats = asyncio.run(closed_loop(opts.target, opts.concurrency, opts.seconds, reqs))
+        stats = run_event_loop(closed_loop(opts.target, opts.concurrency, opts.seconds, reqs))
     print(json.dumps(stats.to_dict()))
 
 

@@ -61,6 +61,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, max_in_flight: int = 0) -> None:
         self._max_in_flight = max_in_flight
         self._in_flight = 0
+        self._wrapped: dict[tuple[str, int], grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
@@ -70,12 +71,27 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        service, method = _split_method(handler_call_details.method)
+        key = (handler_call_details.method, id(handler))
+        wrapped = self._wrapped.get(key)
+        if wrapped is None:  # built once per method, not on every call (hot path)
+            wrapped = self._wrapped[key] = self._wrap(handler, handler_call_details.method)
+        return wrapped
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, full_method: str) -> grpc.RpcMethodHandler:
+        service, method = _split_method(full_method)
         behavior = handler.unary_unary
+        latency = RPC_LATENCY.labels(service, method)
+        handled: dict[str, Any] = {}
+
+        def count(code: str) -> None:
+            counter = handled.get(code)
+            if counter is None:
+                counter = handled[code] = RPC_HANDLED.labels(service, method, code)
+            counter.inc()
 
         async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
             if self._max_in_flight and self._in_flight >= self._max_in_flight:
-                RPC_HANDLED.labels(service, method, "RESOURCE_EXHAUSTED").inc()
+                count("RESOURCE_EXHAUSTED")
                 await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{service} is overloaded; retry later")
             start = time.perf_counter()
             failed = True
@@ -86,13 +102,12 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                 failed = False
                 return response
             finally:
+                self._in_flight -= 1
                 code = context.code()
                 if code is None:
                     code = grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK
-                name = code.name if isinstance(code, grpc.StatusCode) else str(code)
-                self._in_flight -= 1
-                RPC_HANDLED.labels(service, method, name).inc()
-                RPC_LATENCY.labels(service, method).observe(time.perf_counter() - start)
+                count(code.name if isinstance(code, grpc.StatusCode) else str(code))
+                latency.observe(time.perf_counter() - start)
 
         return grpc.unary_unary_rpc_method_handler(
             observed,
@@ -111,6 +126,7 @@ async def build_server(
     host: str = "127.0.0.1",
     options: Sequence[tuple[str, Any]] = (),
     max_in_flight: int = 0,
+    tracing: bool = True,
 ) -> tuple[grpc.aio.Server, int]:
     """Builds a grpc.aio server (not yet started) with health, reflection, tracing, metrics and validation.
 
@@ -125,6 +141,7 @@ async def build_server(
         host: Address to bind; loopback unless a deployment says otherwise.
         options: grpc channel arguments.
         max_in_flight: Unary calls handled at once before new ones get RESOURCE_EXHAUSTED (0 = unbounded).
+        tracing: Add the OpenTelemetry server interceptor (off when no trace is exported: it costs CPU per call).
 
     Returns:
         The server and the port it is bound to. Call ``await server.start()`` next.
@@ -132,15 +149,10 @@ async def build_server(
     Raises:
         RuntimeError: If the address cannot be bound.
     """
-    server = grpc.aio.server(
-        interceptors=[
-            aio_server_interceptor(tracer_provider=tracer_provider),
-            MetricsInterceptor(max_in_flight),
-            ValidationInterceptor(),
-            *interceptors,
-        ],
-        options=list(options),
-    )
+    chain: list[grpc.aio.ServerInterceptor] = [MetricsInterceptor(max_in_flight), ValidationInterceptor()]
+    if tracing:
+        chain.insert(0, aio_server_interceptor(tracer_provider=tracer_provider))
+    server = grpc.aio.server(interceptors=[*chain, *interceptors], options=list(options))
     names = []
     for add_to_server, servicer, full_name in servicers:
         add_to_server(servicer, server)

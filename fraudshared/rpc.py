@@ -17,7 +17,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import grpc
 import protovalidate
@@ -92,6 +92,14 @@ class RpcServer(Generic[Req, Resp]):
         self._validator = protovalidate.Validator()
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._gauge = RPC_IN_FLIGHT.labels(self.subject)
+        self._served: dict[str, Any] = {}
+
+    def _count(self, code: grpc.StatusCode) -> None:
+        counter = self._served.get(code.name)
+        if counter is None:
+            counter = self._served[code.name] = RPC_SERVED.labels(self.subject, code.name)
+        counter.inc()
 
     async def subscribe(self, nc: NATS, queue: str) -> Subscription:
         """Start serving; members of one queue group share the subject's requests."""
@@ -100,11 +108,11 @@ class RpcServer(Generic[Req, Resp]):
     async def on_message(self, msg: Msg) -> None:
         """Subscription callback (one server may serve several subjects, e.g. a features instance's partitions)."""
         if self._in_flight >= self.max_in_flight:
-            RPC_SERVED.labels(self.subject, "RESOURCE_EXHAUSTED").inc()
+            self._count(grpc.StatusCode.RESOURCE_EXHAUSTED)
             await _reply_error(msg, grpc.StatusCode.RESOURCE_EXHAUSTED, f"{self.subject}: overloaded, retry later")
             return
         self._in_flight += 1
-        RPC_IN_FLIGHT.labels(self.subject).inc()
+        self._gauge.inc()
         task = asyncio.ensure_future(self._handle(msg))
         self._tasks.add(task)
         task.add_done_callback(self._done)
@@ -112,7 +120,7 @@ class RpcServer(Generic[Req, Resp]):
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._in_flight -= 1
-        RPC_IN_FLIGHT.labels(self.subject).dec()
+        self._gauge.dec()
 
     async def _handle(self, msg: Msg) -> None:
         headers = msg.headers or {}
@@ -133,7 +141,7 @@ class RpcServer(Generic[Req, Resp]):
                 if mapped is None:
                     log.exception("%s failed", self.subject)
                 code, details = mapped or grpc.StatusCode.INTERNAL, str(exc)
-            RPC_SERVED.labels(self.subject, code.name).inc()
+            self._count(code)
             if code is grpc.StatusCode.OK:
                 await msg.respond(body)
             else:

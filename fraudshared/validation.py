@@ -82,6 +82,8 @@ class ValidationInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, validator: protovalidate.Validator | None = None) -> None:
         self._validator = validator or protovalidate.Validator()
+        # Wrapped handlers per (method, inner handler): built once, not on every call (hot path).
+        self._wrapped: dict[tuple[str, int], grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
@@ -89,15 +91,17 @@ class ValidationInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
         handler = await continuation(handler_call_details)
-        if handler is None or handler.request_streaming:
+        if handler is None or handler.request_streaming or handler.unary_unary is None:
             return handler
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
+        key = (handler_call_details.method, id(handler))
+        wrapped = self._wrapped.get(key)
+        if wrapped is None:
+            wrapped = self._wrapped[key] = grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(handler.unary_unary),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
-        return handler
+        return wrapped
 
     def _wrap_unary(self, behavior: Callable[..., Any]) -> Behavior:
         async def validated(request: Any, context: grpc.aio.ServicerContext) -> Any:

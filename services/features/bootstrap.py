@@ -66,6 +66,9 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
 
     async def save_snapshot() -> None:
         async with state.lock:
+            await state.settle()  # the snapshot's last_seq must cover everything folded into it
+            if state.stale:
+                return
             snapshot = state.snapshot(partitions)
         await asyncio.to_thread(snapshots.save, snapshot)
 

@@ -27,6 +27,6 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
 
     predictions = await follow(ctx.js, ctx.store, "PREDICTIONS", subjects.PREDICTIONS_MADE_ALL, on_prediction)
     labels = await follow(ctx.js, ctx.store, "LABELS", subjects.LABELS_ALL, on_label)
-    ctx.on_shutdown += [predictions.unsubscribe, labels.unsubscribe]
+    ctx.on_shutdown += [predictions.stop, labels.stop]
     full_name = monitor.DESCRIPTOR.services_by_name["MonitorService"].full_name
     return [(monitor_grpc.add_MonitorServiceServicer_to_server, MonitorServicer(counters), full_name)]

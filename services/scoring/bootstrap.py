@@ -51,7 +51,7 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
         ctx.js, ctx.store, MODELS, subjects.MODELS_ALL, catalog_folder(catalog, prepare_local_copies)
     )
     runner = TritonRunner(config.triton_grpc_url)
-    ctx.on_shutdown += [subscription.unsubscribe, runner.close, local.close]
+    ctx.on_shutdown += [subscription.stop, runner.close, local.close]
     deps = ScoringDeps(
         catalog=catalog,
         runner=runner,

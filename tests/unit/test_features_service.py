@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from fraud.common.v1 import money_pb2
 from fraud.events.v1 import transaction_events_pb2 as events
 from fraud.features.v1 import feature_service_pb2 as features
@@ -96,13 +98,31 @@ async def test_snapshot_plus_tail_equals_full_replay_and_is_not_applied_twice() 
     assert (await rebuild(log, snapshots, [1])).applied == 7
 
 
-async def test_event_recorded_by_an_earlier_attempt_is_adopted_once() -> None:
+async def test_event_recorded_by_an_earlier_attempt_is_adopted_and_the_state_repaired() -> None:
     log = FakeFeatureLog()
     await compute_features(req("t1", 0, amount=5000), FeatureState(), log)
     other = await rebuild(log)
-    other.recent.clear()  # e.g. evicted: the retry must still not fold t1 a second time
+    other.recent.clear()  # e.g. evicted: the retry is answered from the log, and the state rebuilt
     response = await compute_features(req("t1", 0, amount=5000), other, log)
-    assert list(response.values) == list(log.events[0].values) and other.applied == 1
-    fresh = FeatureState()
-    await compute_features(req("t1", 0, amount=5000), fresh, log)
-    assert fresh.applied == 1 and fresh.last_seq == 1
+    assert list(response.values) == list(log.events[0].values) and other.stale
+    after = await compute_features(req("t2", 1, amount=100), other, log)
+    assert not other.stale and other.applied == 2 and other.last_seq == 2
+    assert after.values[COUNT_1D] == 1.0  # t1 counted once, not twice
+
+
+async def test_a_failed_append_voids_the_optimistic_fold() -> None:
+    class FailingOnce(FakeFeatureLog):
+        failed = False
+
+        async def append_computed(self, event: events.FeatureVectorComputed) -> tuple[None, int]:
+            if not self.failed:
+                self.failed = True
+                raise TimeoutError("no ack")
+            return await super().append_computed(event)  # type: ignore[return-value]
+
+    state, log = FeatureState(), FailingOnce()
+    with pytest.raises(TimeoutError):
+        await compute_features(req("t1", 0), state, log)
+    assert state.stale
+    second = await compute_features(req("t2", 1), state, log)
+    assert second.values[COUNT_1D] == 0.0 and state.applied == 1  # t1 was never recorded, so never counted

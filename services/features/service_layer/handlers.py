@@ -2,9 +2,14 @@
 
 State is the fold of FeatureVectorComputed events in stream order (each carries the transaction's card,
 terminal, amount and event time). A restart loads the latest snapshot (state + the last stream sequence it
-covers) and replays the FEATURES stream after that sequence, so it reaches the same state. One lock per
-instance serialises compute -> append -> apply: the recorded order is the order the state saw, which is
-what lets a replay reproduce every vector (terminal state is shared across the cards of a partition).
+covers) and replays the FEATURES stream after that sequence, so it reaches the same state.
+
+One lock per instance serialises compute -> send -> apply, so the recorded order is the order the state saw
+(what lets a replay reproduce every vector; terminal state is shared across the cards of a partition). The
+append is pipelined: it is sent inside the lock (one connection keeps publish order) but its ack is awaited
+outside it, so the next transaction does not wait for this one's round trip. If an ack fails, or reveals
+that another vector was recorded for the transaction, the optimistic fold is void: the state is rebuilt
+from the log before the next transaction is computed.
 """
 
 from __future__ import annotations
@@ -42,6 +47,24 @@ class FeatureState:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_seq: int = 0
     applied: int = 0
+    pending: set[asyncio.Future[tuple[events.FeatureVectorComputed | None, int]]] = field(default_factory=set)
+    stale: bool = False  # an optimistic fold turned out wrong: rebuild before the next computation
+
+    def acknowledged(self, append: asyncio.Future[tuple[events.FeatureVectorComputed | None, int]]) -> None:
+        """Done-callback of a pipelined append: advance last_seq, or void the optimistic fold."""
+        self.pending.discard(append)
+        if append.cancelled() or append.exception() is not None:
+            self.stale = True
+            return
+        recorded, seq = append.result()
+        if recorded is not None:
+            self.stale = True  # recorded by an earlier attempt or another owner: this fold was a second one
+        self.last_seq = max(self.last_seq, seq)
+
+    async def settle(self) -> None:
+        """Wait for every append in flight (before a snapshot or a rebuild)."""
+        if self.pending:
+            await asyncio.gather(*self.pending, return_exceptions=True)
 
     def remember(self, transaction_id: str, values: list[float]) -> None:
         self.recent[transaction_id] = values
@@ -92,6 +115,8 @@ async def compute_features(
 ) -> features.ComputeFeaturesResponse:
     """Point-in-time vector of the transaction; a retry gets the vector recorded the first time."""
     async with state.lock:
+        if state.stale:
+            await _reset(state, log)
         known = state.recent.get(request.transaction_id)
         if known is not None:
             return _response(known)
@@ -112,7 +137,22 @@ async def compute_features(
             terminal_id=tx.terminal_id,
             amount=request.amount,
         )
-        recorded, seq = await log.append_computed(event)
-        final = recorded if recorded is not None else event
-        state.fold(seq, final)  # a recorded event at or below last_seq is already in the state
-        return _response(list(final.values))
+        append = asyncio.ensure_future(log.append_computed(event))  # sent before any later transaction's
+        state.pending.add(append)
+        append.add_done_callback(state.acknowledged)  # before any waiter on it sees it done (snapshots)
+        state.fold(0, event)  # optimistic: voided (state marked stale) if the append says otherwise
+    recorded, _ = await asyncio.shield(append)
+    return _response(list((recorded or event).values))
+
+
+async def _reset(state: FeatureState, log: FeatureLog) -> None:
+    """Replace the state by a rebuild from the log (called under the lock, after a voided fold)."""
+    await state.settle()
+    fresh = await rebuild(log)
+    state.engine, state.recent, state.last_seq, state.applied = (
+        fresh.engine,
+        fresh.recent,
+        fresh.last_seq,
+        fresh.applied,
+    )
+    state.stale = False
