@@ -180,8 +180,11 @@ class TritonServer:
     def metrics_url(self) -> str:
         return f"http://{LOOPBACK}:{self.metrics_port}/metrics"
 
-    def start(self, attempts: int = 3) -> TritonServer:
+    def start(self, attempts: int = 3, *, same_ports: bool = False) -> TritonServer:
         """Start and wait until /v2/health/ready answers 200; retries when a port was taken meanwhile.
+
+        With `same_ports`, a restart binds the ports of the previous start (clients reconnect to the same
+        address, as after a crash of a real deployment); no retry on other ports then.
 
         Raises:
             TritonNotFound: If the wheel is missing.
@@ -191,8 +194,10 @@ class TritonServer:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.model_repo.mkdir(parents=True, exist_ok=True)
         backends = prepare_backends(self.work_dir / "backends", paths)
-        for attempt in range(1, attempts + 1):
-            self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
+        keep = same_ports and self.grpc_port != 0
+        for attempt in range(1, 1 + (1 if keep else attempts)):
+            if not keep:
+                self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
             argv = command_line(
                 self.model_repo, backends, self.grpc_port, self.http_port, self.metrics_port, binary=paths.binary
             )
@@ -205,7 +210,7 @@ class TritonServer:
                 return self
             except TritonStartError:
                 self.stop()
-                if attempt == attempts or "already in use" not in self.log_tail(20):
+                if keep or attempt == attempts or "already in use" not in self.log_tail(20):
                     raise
         raise AssertionError("unreachable")
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
+
+from aiobreaker import CircuitBreaker
 
 from fraud.scoring.v1 import scoring_service_pb2 as scoring
 from fraud.scoring.v1 import scoring_service_pb2_grpc as scoring_grpc
@@ -34,6 +37,9 @@ class ScoringConfig(EnvConfig):
     # answer recorded safe-mode REVIEW decisions without the model (and still shed beyond max_in_flight).
     overload_policy: str = env_field("FRAUD_SCORING_OVERLOAD_POLICY", "shed")
     safe_mode_above: int = env_field("FRAUD_SCORING_SAFE_MODE_ABOVE", 128)
+    # Triton circuit breaker: open after this many consecutive failures, probe again after reset_s.
+    breaker_failures: int = env_field("FRAUD_SCORING_BREAKER_FAILURES", 5)
+    breaker_reset_s: float = env_field("FRAUD_SCORING_BREAKER_RESET_S", 5.0)
 
 
 async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
@@ -59,6 +65,9 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
         predictions=JetStreamPredictionLog(OnceLog(ctx.js, ctx.store, source="/fraud/scoring")),
         inference_timeout_s=config.inference_timeout_s,
         safe_mode_above=config.safe_mode_above if config.overload_policy == "safe-mode" else 0,
+        breaker=CircuitBreaker(
+            fail_max=config.breaker_failures, timeout_duration=timedelta(seconds=config.breaker_reset_s), name="triton"
+        ),
     )
 
     async def handle(request: scoring.ScoreFeaturesRequest, deadline: float | None) -> scoring.ScoreFeaturesResponse:
