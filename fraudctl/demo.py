@@ -30,7 +30,7 @@ from fraud.governance.v1 import governance_service_pb2_grpc as gov_grpc
 from fraud.ingest.v1 import ingest_service_pb2 as ingest
 from fraud.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
 from fraudctl import runtime
-from fraudctl.model_cli import register_request
+from fraudctl.model_messages import register_request
 from fraudctl.procfile import Plan
 from fraudml.artifacts import build_metadata
 from fraudml.datagen import generate

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import functools
 import getpass
-import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +17,6 @@ from typing import Annotated, Any, TypeVar
 
 import grpc
 import typer
-from google.protobuf.json_format import ParseDict, ParseError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -27,6 +25,16 @@ from fraud.common.v1 import decision_pb2 as common
 from fraud.events.v1 import model_events_pb2 as events_pb
 from fraud.governance.v1 import governance_service_pb2 as pb
 from fraud.governance.v1 import governance_service_pb2_grpc as pb_grpc
+from fraudctl.model_messages import (
+    ModelCliError,
+    card_lineage,
+    card_metadata,
+    format_when,
+    read_training_run,
+    register_request,
+    role_name,
+    stage_name,
+)
 from fraudctl.procfile import load_plan
 
 app = typer.Typer(no_args_is_help=True, help="Model registry: register, approve, deploy, promote, roll back, ask.")
@@ -44,10 +52,6 @@ Governance = Annotated[
 ]
 VarDir = Annotated[Path, typer.Option("--var-dir", envvar="FRAUD_VAR_DIR", help="Runtime state (`fraudctl up`).")]
 Actor = Annotated[str, typer.Option(help="Who acts (recorded in the event).")]
-
-
-class ModelCliError(Exception):
-    """A one-line, user-actionable failure of a ``model`` command."""
 
 
 def _friendly(command: F) -> F:
@@ -88,124 +92,19 @@ def _stub(governance: str | None, var_dir: Path) -> Iterator[pb_grpc.GovernanceS
 # ---- reading a training run's directory -----------------------------------------------------------------
 
 
-def read_training_run(directory: Path) -> tuple[dict[str, Any], bytes, bytes]:
-    """``metadata.json``, ``model.onnx`` and (optional) ``explainer.txt`` written by ``fraudctl train``."""
-    try:
-        metadata = json.loads((directory / "metadata.json").read_text())
-        onnx_model = (directory / "model.onnx").read_bytes()
-    except (OSError, ValueError) as exc:
-        raise ModelCliError(f"{directory} is not a training run (metadata.json + model.onnx): {exc}") from None
-    explainer = directory / "explainer.txt"
-    return metadata, onnx_model, explainer.read_bytes() if explainer.is_file() else b""
-
-
-def _first(metadata: Mapping[str, Any], *keys: str, default: Any = None) -> Any:
-    for key in keys:
-        if metadata.get(key) not in (None, ""):
-            return metadata[key]
-    return default
-
-
-def _split(value: Any) -> dict[str, str]:
-    # "period -> start/end": accept {"train": "a/b"}, {"train": {"start": a, "end": b}} or {"train": [a, b]}.
-    if not isinstance(value, Mapping):
-        return {}
-    split: dict[str, str] = {}
-    for period, bounds in value.items():
-        if isinstance(bounds, Mapping):
-            split[str(period)] = f"{bounds.get('start', '')}/{bounds.get('end', '')}"
-        elif isinstance(bounds, list | tuple) and len(bounds) == 2:
-            split[str(period)] = f"{bounds[0]}/{bounds[1]}"
-        else:
-            split[str(period)] = str(bounds)
-    return split
-
-
-def _profile(value: Any) -> events_pb.ReferenceProfile | None:
-    # The protobuf JSON form, or {feature: {"bin_edges": [...], "frequencies": [...]}}.
-    if not isinstance(value, Mapping) or not value:
-        return None
-    profile = events_pb.ReferenceProfile()
-    try:
-        return ParseDict(value, profile, ignore_unknown_fields=True) if "histograms" in value else _by_feature(value)
-    except (ParseError, TypeError, ValueError, AttributeError) as exc:
-        raise ModelCliError(f"metadata.json reference_profile is not readable: {exc}") from None
-
-
-def _by_feature(value: Mapping[str, Any]) -> events_pb.ReferenceProfile:
-    profile = events_pb.ReferenceProfile(rows=int(value.get("rows", 0) or 0))
-    for feature, hist in value.items():
-        if isinstance(hist, Mapping):
-            edges, freqs = hist.get("bin_edges") or hist.get("edges"), hist.get("frequencies") or hist.get("freqs")
-            profile.histograms.add(feature=str(feature), bin_edges=edges or [], frequencies=freqs or [])
-    return profile
-
-
-def register_request(
-    metadata: Mapping[str, Any], onnx_model: bytes, explainer: bytes, *, name: str | None, version: str | None, by: str
-) -> pb.RegisterModelRequest:
-    """The RegisterModel request for a training run (keys read defensively; see docs/models.md)."""
-    thresholds = _first(metadata, "thresholds", default={}) or {}
-    model_name = name or _first(metadata, "model_name", "name")
-    model_version = version or _first(metadata, "version", "model_version")
-    if not model_name or not model_version:
-        raise ModelCliError("metadata.json names no model_name/version: pass --name and --version")
-    metrics = {k: float(v) for k, v in (_first(metadata, "metrics", default={}) or {}).items() if _number(v)}
-    if not all(_number(thresholds.get(k)) for k in ("review", "decline")):
-        raise ModelCliError("metadata.json has no thresholds {review, decline}")
-    request = pb.RegisterModelRequest(
-        model_name=model_name,
-        version=model_version,
-        onnx_model=onnx_model,
-        explainer_model=explainer,
-        dataset_sha256=str(_first(metadata, "dataset_sha256", default="")),
-        feature_set_version=str(_first(metadata, "feature_set_version", default="")),
-        feature_names=[str(n) for n in _first(metadata, "feature_names", default=[])],
-        code_revision=str(_first(metadata, "code_revision", "git_commit", default="")),
-        params={str(k): str(v) for k, v in (_first(metadata, "params", default={}) or {}).items()},
-        metrics=metrics,
-        thresholds=common.Thresholds(review=float(thresholds["review"]), decline=float(thresholds["decline"])),
-        registered_by=by,
-        data_split=_split(_first(metadata, "data_split", "split", default={})),
-    )
-    profile = _profile(_first(metadata, "reference_profile", default=None))
-    if profile is not None:
-        request.reference_profile.CopyFrom(profile)
-    return request
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-# ---- printing ---------------------------------------------------------------------------------------------
-
-
-def _stage(value: int) -> str:
-    return pb.ModelStage.Name(value).removeprefix("MODEL_STAGE_").lower()
-
-
-def _role(value: int) -> str:
-    return "" if not value else events_pb.DeploymentRole.Name(value).removeprefix("DEPLOYMENT_ROLE_").lower()
-
-
-def _when(stamp: Any) -> str:
-    return stamp.ToDatetime(UTC).isoformat(timespec="seconds") if stamp.seconds or stamp.nanos else ""
-
-
 def _summary(model: pb.ModelVersion, title: str) -> Table:
     table = Table(title=title, show_header=False, title_justify="left")
-    role = _role(model.role) + (f" {model.canary_percent}%" if model.canary_percent else "")
+    role = role_name(model.role) + (f" {model.canary_percent}%" if model.canary_percent else "")
     rows = [
         ("model", f"{model.model_name} {model.version}"),
-        ("stage", _stage(model.stage) + (f" ({role})" if role else "")),
+        ("stage", stage_name(model.stage) + (f" ({role})" if role else "")),
         ("artifact sha256", model.artifact_sha256),
         ("explainer sha256", model.explainer_artifact_sha256 or "-"),
         ("dataset sha256", model.dataset_sha256),
         ("feature set", f"{model.feature_set_version} ({len(model.feature_names)} features)"),
         ("code revision", model.code_revision or "-"),
         ("thresholds", f"review {model.thresholds.review:g} / decline {model.thresholds.decline:g}"),
-        ("registered", f"{_when(model.registered_at)} by {model.registered_by}"),
+        ("registered", f"{format_when(model.registered_at)} by {model.registered_by}"),
         ("approvers", ", ".join(model.approvers) or "-"),
         ("triton", model.triton_model_name or "-"),
     ]
@@ -253,7 +152,7 @@ def approve(
     with _stub(governance, var_dir) as stub:
         request = pb.ApproveModelRequest(model_name=name, version=version, approver=approver, comment=comment)
         model = stub.ApproveModel(request).model
-    out.print(f"{name} {version}: {_stage(model.stage)}, approved by {', '.join(model.approvers)}")
+    out.print(f"{name} {version}: {stage_name(model.stage)}, approved by {', '.join(model.approvers)}")
 
 
 @app.command()
@@ -327,10 +226,16 @@ def list_(
         models = stub.ListModels(pb.ListModelsRequest(model_name=name or "")).models
     table = Table("model", "version", "stage", "role", "approvers", "AUC", "AP", "registered")
     for m in models:
-        role = _role(m.role) + (f" {m.canary_percent}%" if m.canary_percent else "")
+        role = role_name(m.role) + (f" {m.canary_percent}%" if m.canary_percent else "")
         metric = [f"{m.metrics[k]:.3f}" if k in m.metrics else "-" for k in ("auc_roc", "average_precision")]
         table.add_row(
-            m.model_name, m.version, _stage(m.stage), role, ", ".join(m.approvers), *metric, _when(m.registered_at)
+            m.model_name,
+            m.version,
+            stage_name(m.stage),
+            role,
+            ", ".join(m.approvers),
+            *metric,
+            format_when(m.registered_at),
         )
     out.print(table if models else "no model versions registered")
 
@@ -344,12 +249,12 @@ def show(name: str, version: str, governance: Governance = None, var_dir: VarDir
     out.print(_summary(found.model, f"{name} {version}"))
     approvals = Table("approver", "at", "comment", title="approvals", title_justify="left")
     for a in found.approvals:
-        approvals.add_row(a.approver, _when(a.approved_at), escape(a.comment))
+        approvals.add_row(a.approver, format_when(a.approved_at), escape(a.comment))
     history = Table("seq", "event", "role", "by", "at", "detail", title="history", title_justify="left")
     for h in found.history:
-        role = _role(h.role) + (f" {h.canary_percent}%" if h.canary_percent else "")
+        role = role_name(h.role) + (f" {h.canary_percent}%" if h.canary_percent else "")
         detail = " ".join(x for x in (h.other_version and f"({h.other_version})", h.reason) if x)
-        history.add_row(str(h.stream_seq), h.kind, role, h.actor, _when(h.at), escape(detail))
+        history.add_row(str(h.stream_seq), h.kind, role, h.actor, format_when(h.at), escape(detail))
     out.print(approvals, history)
     histograms = len(found.reference_profile.histograms)
     out.print(f"reference profile: {histograms} histograms over {found.reference_profile.rows} rows")
@@ -395,11 +300,11 @@ def decided(transaction_id: str, governance: Governance = None, var_dir: VarDir 
     rows = [
         ("decision", common.Decision.Name(found.decision).removeprefix("DECISION_")),
         ("score", f"{found.score:.4f}"),
-        ("model", f"{ref.name} {ref.version} ({_role(found.role) or 'rules'})" if ref.name else "safe-mode rules"),
+        ("model", f"{ref.name} {ref.version} ({role_name(found.role) or 'rules'})" if ref.name else "safe-mode rules"),
         ("path", common.ScoringPath.Name(found.scoring_path).removeprefix("SCORING_PATH_").lower()),
         ("artifact sha256", ref.artifact_sha256 or "-"),
         ("registry", _registry_line(found)),
-        ("decided at", _when(found.decided_at)),
+        ("decided at", format_when(found.decided_at)),
         ("PREDICTIONS seq", str(found.prediction_seq)),
     ]
     for key, value in rows:
@@ -411,7 +316,7 @@ def _registry_line(found: pb.GetDecisionModelResponse) -> str:
     if not found.HasField("model"):
         return "not in this registry" if found.model_ref.name else "-"
     match = "artifact matches" if found.artifact_matches else "ARTIFACT DIFFERS from the registry's"
-    return f"{_stage(found.model.stage)} now; {match}"
+    return f"{stage_name(found.model.stage)} now; {match}"
 
 
 @app.command()
@@ -438,49 +343,8 @@ def card(
     # (baseline and autoencoder metrics, PR curves, feature importance, dataset file).
     metadata = {**run, **card_metadata(found.model)}
     approvals = [
-        {"approver": a.approver, "comment": a.comment, "approved_at": _when(a.approved_at)} for a in found.approvals
+        {"approver": a.approver, "comment": a.comment, "approved_at": format_when(a.approved_at)}
+        for a in found.approvals
     ]
     render_model_card(metadata, out_html, approvals=approvals, lineage=card_lineage(found))
     out.print(f"model card of {name} {version} written to {out_html}")
-
-
-def card_metadata(model: pb.ModelVersion) -> dict[str, Any]:
-    """The registry's view of a version in metadata.json's vocabulary (what the model card renders)."""
-    return {
-        "model_name": model.model_name,
-        "version": model.version,
-        "stage": _stage(model.stage),
-        "role": _role(model.role),
-        "artifact_sha256": model.artifact_sha256,
-        "explainer_artifact_sha256": model.explainer_artifact_sha256,
-        "dataset_sha256": model.dataset_sha256,
-        "feature_set_version": model.feature_set_version,
-        "feature_names": list(model.feature_names),
-        "code_revision": model.code_revision,
-        "params": dict(model.params),
-        "metrics": dict(model.metrics),
-        "thresholds": {"review": model.thresholds.review, "decline": model.thresholds.decline},
-        "model_sha256": model.artifact_sha256,
-        "registered_by": model.registered_by,
-        "registered_at": _when(model.registered_at),
-        "data_split": dict(model.data_split),
-        "validation_checks": dict(model.validation_checks),
-    }
-
-
-def card_lineage(found: pb.GetModelResponse) -> dict[str, str]:
-    """The registry's lineage of a version as the card's key/value rows."""
-    model = found.model
-    rows = {
-        "stage": _stage(model.stage) + (f" ({_role(model.role)})" if model.role else ""),
-        "registered": f"{_when(model.registered_at)} by {model.registered_by}",
-        "explainer sha256": model.explainer_artifact_sha256 or "none",
-        "validation": "; ".join(f"{k}: {v}" for k, v in sorted(model.validation_checks.items())),
-        "reference profile": f"{len(found.reference_profile.histograms)} histograms over "
-        f"{found.reference_profile.rows} rows",
-    }
-    for h in found.history:
-        role = _role(h.role) + (f" {h.canary_percent}%" if h.canary_percent else "")
-        detail = ", ".join(x for x in (role, h.actor and f"by {h.actor}", h.other_version, h.reason) if x)
-        rows[f"#{h.stream_seq} {h.kind}"] = f"{_when(h.at)} {detail}".strip()
-    return rows
