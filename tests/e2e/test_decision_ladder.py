@@ -1,4 +1,4 @@
-"""Each decision type, each rung of the fallback ladder and overload shedding, through gRPC, real parts.
+"""Each decision type, each rung of the fallback ladder, self-healing and overload shedding, through gRPC.
 
 This module runs its own nats-server, tritonserver and services (stopping Triton must not disturb other
 tests). The breaker is set to open after 2 failures and probe again after 1 s, and ingest accepts at most
@@ -66,6 +66,7 @@ async def stack(servers: tuple[NatsServer, TritonServer, Path]) -> AsyncIterator
         "FRAUD_SCORING_BREAKER_RESET_S": "1",
         "FRAUD_SCORING_INFERENCE_TIMEOUT_S": "0.3",
         "FRAUD_INGEST_GRPC_MAX_IN_FLIGHT": "4",
+        "FRAUD_GOVERNANCE_RECONCILE_EVERY_S": "0.5",
     }
     async with running_platform(env) as platform:
         result = train(generate(n_customers=200, n_terminals=2000, n_days=30, seed=5), train_days=16)
@@ -132,11 +133,10 @@ async def test_triton_down_falls_to_in_process_onnx_and_returns_when_triton_is_b
         assert not response.degraded and response.model.version == stack.version
     finally:
         stack.triton.start(same_ports=True)
-    # A restarted Triton (explicit model control) starts empty: load the champion again, as an operator
-    # (or a future governance reconciliation) would, then the breaker's probe sends traffic back to it.
-    control = TritonModelControl(stack.triton.grpc_url)
-    control.load(f"{MODEL_NAME}-{stack.version.replace('.', '-')}")
+    # A restarted Triton (explicit model control) starts empty: governance's reconciler loads the champion
+    # again by itself, then the breaker's probe sends traffic back to Triton.
     response = await wait_for_path(stack, common.SCORING_PATH_TRITON)
+    assert TritonModelControl(stack.triton.grpc_url).is_ready(f"{MODEL_NAME}-{stack.version.replace('.', '-')}")
     assert response.scoring_path == common.SCORING_PATH_TRITON
 
 

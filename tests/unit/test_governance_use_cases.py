@@ -127,6 +127,9 @@ class FakeModelServer:
         self.calls.append(f"undeploy {serving_name}")
         self.loaded.pop(serving_name, None)
 
+    async def is_serving(self, serving_name: str) -> bool:
+        return serving_name in self.loaded
+
 
 class FakeDecisionLog:
     def __init__(self) -> None:
@@ -387,3 +390,13 @@ async def test_which_version_decided_a_transaction(gov: handlers.Governance) -> 
     assert found.model == view and found.stream_seq == 42 and found.prediction.score == 0.7
     with pytest.raises(UnknownDecision):
         await queries.decided_by(gov, "tx-unknown")
+
+
+async def test_reconcile_reloads_serving_versions_the_model_server_lost(gov: handlers.Governance) -> None:
+    await ready(gov, "1.0.0")
+    model_server = server(gov)
+    assert await handlers.reconcile_serving(gov) == []  # all there: nothing to do
+    model_server.loaded.clear()  # Triton restarted (explicit model control starts empty)
+    reloaded = await handlers.reconcile_serving(gov)
+    assert reloaded == list(model_server.loaded) and len(reloaded) == 1
+    assert await handlers.reconcile_serving(gov) == []

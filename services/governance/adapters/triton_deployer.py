@@ -69,6 +69,13 @@ class TritonDeployer:
         """Whether Triton reports the model ready."""
         return self._control.is_ready(serving_name)
 
+    async def is_serving(self, serving_name: str) -> bool:
+        """Whether Triton is up and reports the model ready (False when Triton is unreachable)."""
+        try:
+            return await asyncio.to_thread(self._control.is_ready, serving_name)
+        except Exception:
+            return False
+
     def close(self) -> None:
         """Closes the gRPC client."""
         self._control.close()

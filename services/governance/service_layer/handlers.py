@@ -235,6 +235,34 @@ async def _undo_unless_serving(gov: Governance, model_name: str, version: str, s
         await gov.model_server.undeploy(serving_name)
 
 
+async def reconcile_serving(gov: Governance) -> list[str]:
+    """Reload every version the registry says is serving but Triton does not have ready.
+
+    Triton in explicit model-control mode starts empty after a restart; this puts the deployed versions
+    back (write if missing, load, warm) without new events: the record already says they serve.
+
+    Returns:
+        The Triton names reloaded now.
+    """
+    reloaded = []
+    for model_name in sorted({view.model_name for view in gov.registry.serving()}):
+        async with gov.model_lock(model_name):  # not while a command of this model changes what serves
+            await projection.catch_up(gov)
+            for view in gov.registry.serving():
+                name = view.triton_model_name
+                if view.model_name != model_name or not name or await gov.model_server.is_serving(name):
+                    continue
+                try:
+                    onnx_model = await asyncio.to_thread(gov.artifacts.get, view.artifact_sha256)
+                    await gov.model_server.deploy(name, onnx_model, len(view.feature_names))
+                except (GovernanceError, OSError, ValueError) as exc:
+                    log.warning("could not reload %s into the model server: %s", name, exc)
+                    continue
+                log.info("reloaded %s (%s %s) into the model server", name, view.model_name, view.version)
+                reloaded.append(name)
+    return reloaded
+
+
 HANDLERS = {
     RegisterModel: register_model,
     ApproveModel: approve_model,

@@ -124,6 +124,10 @@ class ModelServer(Protocol):
         """Unloads the model and removes its repository entry (best effort, idempotent)."""
         ...
 
+    async def is_serving(self, serving_name: str) -> bool:
+        """Whether the server answers and has the model ready (False when unreachable)."""
+        ...
+
 
 class ArtifactValidator(Protocol):
     """Checks uploaded artifacts against the declared feature names (ONNX contract, explainer)."""
