@@ -118,3 +118,7 @@ from fraudctl.train_cli import train as train_command  # noqa: E402
 
 app.add_typer(data_app, name="data")
 app.command(name="train")(train_command)
+
+from fraudctl.audit_cli import app as audit_app  # noqa: E402
+
+app.add_typer(audit_app, name="audit")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fraud.governance.v1 import governance_service_pb2_grpc as pb_grpc
-from fraudshared.config import ConfigError, EnvConfig, env_field
+from fraudshared.config import ConfigError, EnvConfig, env_field, env_float
 from fraudshared.grpc_server import ServicerSpec
 from fraudshared.service import ServiceContext
 from fraudshared.telemetry import get_logger
@@ -25,6 +25,7 @@ from services.governance.adapters.registry_sql import RegistryProjection
 from services.governance.adapters.registry_tables import default_database_url, make_engine
 from services.governance.adapters.triton_deployer import BACKENDS, TritonDeployer
 from services.governance.entrypoints.grpc_servicer import SERVICE_NAME, GovernanceServicer
+from services.governance.notary.bootstrap import start_notary
 from services.governance.service_layer import handlers, projection
 
 SERVICE = "governance"
@@ -91,6 +92,16 @@ def build_governance(config: GovernanceConfig, ctx: ServiceContext) -> handlers.
     )
 
 
+async def _reconcile_forever(gov: handlers.Governance, every_s: float) -> None:
+    """Self-healing: put serving versions back into a restarted Triton (it starts empty)."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await handlers.reconcile_serving(gov)
+        except Exception:  # e.g. NATS briefly unreachable: try again next round
+            log.exception("reconciling the model server failed")
+
+
 async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
     """Builds the governance servicer; the registry catches up with the MODELS stream before serving."""
     config = await asyncio.to_thread(lambda: GovernanceConfig.from_env().resolved(ctx.config.var_dir))
@@ -103,4 +114,7 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
         config.triton_grpc_url,
         config.triton_model_repo,
     )
+    await start_notary(ctx)  # audit checkpoints, in the background (FRAUD_NOTARY_EVERY_N / _EVERY_S)
+    reconciler = asyncio.ensure_future(_reconcile_forever(gov, env_float("FRAUD_GOVERNANCE_RECONCILE_EVERY_S", 5.0)))
+    ctx.on_shutdown.append(reconciler.cancel)
     return [(pb_grpc.add_GovernanceServiceServicer_to_server, GovernanceServicer(gov), SERVICE_NAME)]

@@ -1,0 +1,34 @@
+"""What the audit trail hashes for one stored message: its *event hash*, the Merkle leaf (docs/audit.md).
+
+For a valid envelope the event hash is the 32 bytes of `Envelope.sha256` computed on the message *as stored*
+(before any upcasting): it covers every CloudEvents attribute and every payload byte. A stored message that
+is not a valid envelope still gets a hash, over its raw headers and body, so the notary never stalls on one
+and any later change to it is still detected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+from fraudshared.events.envelope import EnvelopeError, from_nats
+
+RAW_PREAMBLE = b"fraud-raw-message-v1\n"
+
+
+def event_hash(headers: Mapping[str, str] | None, body: bytes | None) -> bytes:
+    """The event hash (32 bytes) of a stored message: the envelope's canonical SHA-256, else the raw hash."""
+    try:
+        return bytes.fromhex(from_nats(headers, body).sha256())
+    except (EnvelopeError, ValueError):
+        return raw_message_hash(headers, body)
+
+
+def raw_message_hash(headers: Mapping[str, str] | None, body: bytes | None) -> bytes:
+    """SHA-256 of ``fraud-raw-message-v1 LF``, ``name: value LF`` per header (lower-cased names, sorted), LF, body."""
+    digest = hashlib.sha256(RAW_PREAMBLE)
+    for name, value in sorted((k.lower(), v) for k, v in (headers or {}).items()):
+        digest.update(f"{name}: {value}\n".encode("utf-8", "surrogateescape"))
+    digest.update(b"\n")
+    digest.update(body or b"")
+    return digest.digest()

@@ -1,0 +1,264 @@
+"""Re-derive recorded decisions from the log alone (``fraudctl audit replay``, docs/audit.md).
+
+For each selected PredictionMade: the feature vector is recomputed by `FeatureEngine` folded over the
+FEATURES stream in stream order (the events of the partitions one features owner held, all by default) and
+compared with the recorded FeatureVectorComputed and with the vector the model was given; the model version
+it names must be registered on MODELS with the same artifact sha256; the artifact (fetched by content
+address, sha256 checked) scores the recorded vector with onnxruntime; that version's registered thresholds
+give the decision; the explainer artifact, when registered, gives the reason codes. Safe-mode decisions
+replay to REVIEW.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import numpy as np
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from fraud.common.v1 import decision_pb2 as common
+from fraud.events.v1 import model_events_pb2 as model_events
+from fraud.events.v1 import transaction_events_pb2 as tx_events
+from fraudshared.audit.check import AuditInputError
+from fraudshared.audit.decision_rules import (
+    SAFE_MODE_CODE,
+    SCORE_TOLERANCE,
+    decide,
+    decision_name,
+    expected_reason_codes,
+)
+from fraudshared.events.envelope import from_nats
+from fraudshared.events.store import EventStore
+from fraudshared.features import FeatureEngine, Transaction
+
+_TX_ID_RE = re.compile(r"[A-Za-z0-9_\-]+")
+_REGISTERED = model_events.ModelRegistered.DESCRIPTOR.full_name
+_COMPUTED = tx_events.FeatureVectorComputed.DESCRIPTOR.full_name
+_PREDICTION = tx_events.PredictionMade.DESCRIPTOR.full_name
+Registry = dict[tuple[str, str], model_events.ModelRegistered]
+
+
+class ReplayError(Exception):
+    """An input of the replay is unavailable (artifact missing or not matching its sha256)."""
+
+
+class ArtifactSource(Protocol):
+    def fetch(self, sha256: str) -> bytes:
+        """The artifact's bytes (raises `ReplayError` when it is not available)."""
+        ...
+
+
+@dataclass
+class ReplayedDecision:
+    """One recorded decision next to its re-derivation."""
+
+    transaction_id: str
+    recorded: tx_events.PredictionMade
+    score: float | None = None
+    decision: int = common.DECISION_UNSPECIFIED
+    reason_codes: list[str] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+    @property
+    def model(self) -> str:
+        ref = self.recorded.model
+        return f"{ref.name} {ref.version}" if ref.name else "safe-mode rules"
+
+
+class Models:
+    """ONNX sessions and explainers by artifact sha256, fetched once each and checked against the address."""
+
+    def __init__(self, source: ArtifactSource) -> None:
+        self._source = source
+        self._sessions: dict[str, Any] = {}
+        self._explainers: dict[str, Any] = {}
+
+    def _bytes(self, sha256: str) -> bytes:
+        content = self._source.fetch(sha256)
+        if hashlib.sha256(content).hexdigest() != sha256:
+            raise ReplayError(f"artifact {sha256[:12]}... does not hash to its address")
+        return content
+
+    def score(self, sha256: str, values: Iterable[float]) -> float:
+        """Probability of fraud from the ONNX artifact (the platform's "features" -> "probability" contract)."""
+        import onnxruntime as ort  # heavy; only replay needs it
+
+        if sha256 not in self._sessions:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 1
+            content = self._bytes(sha256)
+            self._sessions[sha256] = ort.InferenceSession(content, options, providers=["CPUExecutionProvider"])
+        session = self._sessions[sha256]
+        matrix = np.asarray([list(values)], dtype=np.float32)
+        return float(session.run(None, {session.get_inputs()[0].name: matrix})[0].reshape(-1)[0])
+
+    def contributions(self, sha256: str, values: Iterable[float]) -> list[float]:
+        """Per-feature log-odds contributions (tree SHAP) from the LightGBM explainer, bias dropped."""
+        import lightgbm as lgb
+
+        if sha256 not in self._explainers:
+            self._explainers[sha256] = lgb.Booster(model_str=self._bytes(sha256).decode())
+        row = self._explainers[sha256].predict(np.asarray([list(values)], dtype=np.float64), pred_contrib=True)
+        return [float(v) for v in np.asarray(row).reshape(-1)[:-1]]
+
+
+async def _predictions(
+    js: JetStreamContext, transaction_id: str | None, window: tuple[datetime, datetime] | None
+) -> list[tx_events.PredictionMade]:
+    if transaction_id is not None:
+        if not _TX_ID_RE.fullmatch(transaction_id):
+            raise AuditInputError(f"{transaction_id!r} is not a transaction id (letters, digits, '-' and '_')")
+        try:
+            raw = await js.get_last_msg("PREDICTIONS", f"fraud.predictions.made.*.{transaction_id}")
+        except NotFoundError:
+            raise AuditInputError(f"unknown transaction {transaction_id!r}: no PredictionMade is recorded") from None
+        return [from_nats(raw.headers, raw.data).payload(tx_events.PredictionMade)]
+    assert window is not None
+    lo, hi = (int(t.timestamp() * 1_000_000) for t in window)
+    selected = []
+    async for stored in EventStore(js).read_subject("PREDICTIONS", "fraud.predictions.made.>"):
+        if stored.envelope.type == _PREDICTION:
+            prediction = stored.envelope.payload(tx_events.PredictionMade)
+            if lo <= prediction.event_time.ToMicroseconds() <= hi:
+                selected.append(prediction)
+    if not selected:
+        raise AuditInputError(f"no decision was recorded with an event time from {window[0]} to {window[1]}")
+    return selected
+
+
+async def _registered(js: JetStreamContext) -> Registry:
+    registered: Registry = {}
+    async for stored in EventStore(js).read_subject("MODELS", "fraud.models.>"):
+        if stored.envelope.type == _REGISTERED:
+            event = stored.envelope.payload(model_events.ModelRegistered)
+            registered[(event.model_name, event.version)] = event
+    return registered
+
+
+async def _features(
+    js: JetStreamContext, wanted: set[str], partitions: set[int] | None
+) -> dict[str, tuple[list[float], list[float]]]:
+    """(recorded, recomputed) vector per wanted transaction: one fold of FEATURES in stream order."""
+    engine, left = FeatureEngine(), set(wanted)
+    found: dict[str, tuple[list[float], list[float]]] = {}
+    events = EventStore(js).read_subject("FEATURES", "fraud.features.computed.>")
+    try:
+        async for stored in events:
+            if not left:
+                break
+            partition = stored.subject.split(".")[3]
+            if stored.envelope.type != _COMPUTED or (partitions is not None and int(partition) not in partitions):
+                continue
+            event = stored.envelope.payload(tx_events.FeatureVectorComputed)
+            tx = Transaction(
+                event.transaction_id,
+                event.event_time.ToMicroseconds(),
+                event.card_token,
+                event.terminal_id,
+                event.amount.amount_minor,
+            )
+            if event.transaction_id in left:
+                found[event.transaction_id] = (list(event.values), engine.vector_for(tx).tolist())
+                left.discard(event.transaction_id)
+            engine.apply(tx)
+    finally:
+        close = getattr(events, "aclose", None)  # stopped early: delete the reader's consumer now
+        if close is not None:
+            await close()
+    return found
+
+
+async def replay_decisions(
+    js: JetStreamContext,
+    source: ArtifactSource,
+    *,
+    transaction_id: str | None = None,
+    window: tuple[datetime, datetime] | None = None,
+    partitions: set[int] | None = None,
+) -> list[ReplayedDecision]:
+    """Replays one transaction's decision, or every decision with an event time in ``window``.
+
+    Raises:
+        AuditInputError: If the transaction is unknown or the window holds no decision.
+        ReplayError: If an artifact cannot be fetched or does not match its sha256.
+    """
+    predictions = await _predictions(js, transaction_id, window)
+    registered = await _registered(js)
+    vectors = await _features(js, {p.transaction_id for p in predictions}, partitions)
+    models = Models(source)
+    return [_replay(p, registered, vectors.get(p.transaction_id), models) for p in predictions]
+
+
+def _replay(
+    recorded: tx_events.PredictionMade,
+    registered: Registry,
+    vectors: tuple[list[float], list[float]] | None,
+    models: Models,
+) -> ReplayedDecision:
+    result = ReplayedDecision(recorded.transaction_id, recorded)
+    given = np.asarray(recorded.feature_values, dtype=np.float32)
+    if vectors is None:
+        result.mismatches.append("no FeatureVectorComputed recorded for it (in the replayed partitions)")
+    else:
+        stored, recomputed = (np.asarray(v, dtype=np.float32) for v in vectors)
+        if not np.array_equal(stored, recomputed):
+            result.mismatches.append(f"features recomputed from the log differ: {_diff(stored, recomputed)}")
+        if not np.array_equal(stored, given):
+            result.mismatches.append(f"the model was given other features than recorded: {_diff(stored, given)}")
+    if recorded.scoring_path == common.SCORING_PATH_SAFE_MODE_RULES:
+        result.decision, result.reason_codes = common.DECISION_REVIEW, [SAFE_MODE_CODE]
+    else:
+        _rescore(result, recorded, registered, given, models)
+    if result.decision != recorded.decision:
+        result.mismatches.append(
+            f"decision {decision_name(result.decision)} replayed, {decision_name(recorded.decision)} recorded"
+        )
+    codes = [r.code for r in recorded.reason_codes]
+    if result.reason_codes != codes:
+        result.mismatches.append(f"reason codes {result.reason_codes} replayed, {codes} recorded")
+    return result
+
+
+def _rescore(
+    result: ReplayedDecision,
+    recorded: tx_events.PredictionMade,
+    registered: Registry,
+    values: np.ndarray,
+    models: Models,
+) -> None:
+    ref = recorded.model
+    version = registered.get((ref.name, ref.version))
+    if version is None:
+        result.mismatches.append(f"model {ref.name} {ref.version} is not registered on MODELS")
+        return
+    if version.artifact_sha256 != ref.artifact_sha256:
+        result.mismatches.append(f"artifact {ref.artifact_sha256[:12]}... is not the registered one")
+    score = result.score = models.score(version.artifact_sha256, values)
+    if not math.isclose(score, recorded.score, rel_tol=0.0, abs_tol=SCORE_TOLERANCE):
+        result.mismatches.append(f"score {score:.8f} replayed, {recorded.score:.8f} recorded")
+    thresholds = version.thresholds
+    if (recorded.thresholds.review, recorded.thresholds.decline) != (thresholds.review, thresholds.decline):
+        result.mismatches.append("recorded thresholds are not the registered ones")
+    result.decision = decide(score, thresholds.review, thresholds.decline)
+    contributions = None
+    if version.explainer_artifact_sha256 and result.decision != common.DECISION_APPROVE:
+        contributions = models.contributions(version.explainer_artifact_sha256, values)
+    result.reason_codes = expected_reason_codes(result.decision, version.feature_names, contributions)
+
+
+def _diff(a: np.ndarray, b: np.ndarray) -> str:
+    if a.shape != b.shape:
+        return f"{a.size} values vs {b.size}"
+    index = int(np.flatnonzero(a != b)[0])
+    return f"value {index}: {float(a[index])!r} vs {float(b[index])!r}"
