@@ -6,13 +6,15 @@ path and key, never a secret value.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import secrets as _random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -198,15 +200,36 @@ class DevSecretStore:
             if key not in values:
                 if version is not None or not key.endswith(GENERATED_KEY_SUFFIX):
                     raise SecretsError(f"dev secret {path!r} has no key {key!r}; add it to {self._file}")
-                values[key] = _random.token_hex(self._key_bytes)
+                return self._generate(path, key)
+            return str(values[key]), number
+
+    def _generate(self, path: str, key: str) -> tuple[str, int]:
+        # Several services share the file: under an inter-process lock, re-read it and generate only if no
+        # other process did meanwhile, so a key is never overwritten by another process's older copy.
+        with self._file_locked():
+            self._data = self._load()
+            versions = self._data.get(path) or [{}]
+            if key not in versions[-1]:
+                versions[-1][key] = _random.token_hex(self._key_bytes)
                 self._data[path] = versions
                 self._save()
                 log.warning("secrets: generated development key %s/%s in %s", path, key, self._file)
-            return str(values[key]), number
+            return str(versions[-1][key]), len(versions)
+
+    @contextlib.contextmanager
+    def _file_locked(self) -> Iterator[None]:
+        self._file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self._file.with_name(self._file.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def put(self, path: str, values: Mapping[str, str]) -> int:
         """Appends a new version of the secret at ``path`` and returns its version number."""
-        with self._lock:
+        with self._lock, self._file_locked():
+            self._data = self._load()
             versions = self._data.setdefault(path, [])
             versions.append(dict(values))
             self._save()

@@ -195,3 +195,31 @@ def test_factory_picks_vault_with_token_or_approle(vault: FakeVault) -> None:
 def test_factory_requires_credentials_with_vault_addr() -> None:
     with pytest.raises(SecretsError, match="VAULT_TOKEN"):
         secret_store_from_env({"VAULT_ADDR": "http://127.0.0.1:8200"})
+
+
+def test_dev_store_processes_generating_keys_at_once_keep_every_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import multiprocessing
+
+    file = tmp_path / "secrets.dev.json"
+    names = [f"k{i}_key" for i in range(8)]
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_generate_one, args=(str(file), name)) for name in names]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(30)
+        assert proc.exitcode == 0
+    import json
+
+    stored = json.loads(file.read_text())["shared"]
+    handed_out = {name: (tmp_path / f"{name}.seen").read_text() for name in names}
+    assert stored == handed_out  # every key a process was given is the one on disk: none lost or replaced
+
+
+def _generate_one(file: str, name: str) -> None:
+    from pathlib import Path
+
+    from fraudshared.secrets import DevSecretStore
+
+    value = DevSecretStore(file).get("shared", name)
+    (Path(file).parent / f"{name}.seen").write_text(value)

@@ -138,11 +138,14 @@ class Notary:
                     chain.add(seq, event_hash, self._clock())
                     if len(chain.pending) >= self._config.every_n:
                         await self._seal(chain, self._config.every_n)
-                continue
+                if upto < end:
+                    continue  # catching up: read the next full batch at once
             count = chain.due(self._clock(), self._config.every_n, self._config.every_s)
             if count:
                 await self._seal(chain, count)
             else:
+                # Caught up: wait before reading again, so a busy stream is read in batches, not one consumer
+                # per handful of events (each read opens a consumer; the notary is off the hot path).
                 await _wait(stop, self._poll_s)
 
     async def _seal(self, chain: StreamChain, count: int) -> None:
