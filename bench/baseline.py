@@ -79,5 +79,5 @@ async def run(
 
 
 def main_sync(nats_url: str, model: Path, n_features: int, requests: list[ingest.ScoreTransactionRequest]) -> RunStats:
-    # Same event loop as the services (uvloop unless FRAUD_EVENT_LOOP=asyncio): the ratio compares like with like.
+    # Same event loop as the services (FRAUD_EVENT_LOOP): the ratio compares like with like.
     return run_event_loop(run(nats_url, model.read_bytes(), n_features, requests, concurrency=16, seconds=10.0))
