@@ -24,6 +24,7 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from opentelemetry.trace import TracerProvider
 
+from fraudshared.unary_interceptor import UnaryWrappingInterceptor
 from fraudshared.validation import ValidationInterceptor
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def _split_method(full_method: str) -> tuple[str, str]:
     return service, method
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor):
+class MetricsInterceptor(UnaryWrappingInterceptor):
     """Counts unary RPCs by service, method and status code, observes their latency, and bounds in-flight work.
 
     Beyond `max_in_flight` unary calls being handled, a new call is answered RESOURCE_EXHAUSTED at once:
@@ -59,25 +60,11 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
     """
 
     def __init__(self, max_in_flight: int = 0) -> None:
+        super().__init__()
         self._max_in_flight = max_in_flight
         self._in_flight = 0
-        self._wrapped: dict[tuple[str, int], grpc.RpcMethodHandler] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        key = (handler_call_details.method, id(handler))
-        wrapped = self._wrapped.get(key)
-        if wrapped is None:  # built once per method, not on every call (hot path)
-            wrapped = self._wrapped[key] = self._wrap(handler, handler_call_details.method)
-        return wrapped
-
-    def _wrap(self, handler: grpc.RpcMethodHandler, full_method: str) -> grpc.RpcMethodHandler:
+    def wrap(self, handler: grpc.RpcMethodHandler, full_method: str) -> grpc.RpcMethodHandler:
         service, method = _split_method(full_method)
         behavior = handler.unary_unary
         latency = RPC_LATENCY.labels(service, method)

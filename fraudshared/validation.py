@@ -20,6 +20,8 @@ from google.protobuf import any_pb2
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from fraudshared.unary_interceptor import UnaryWrappingInterceptor
+
 log = logging.getLogger(__name__)
 
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
@@ -74,34 +76,22 @@ def bad_request_status(details: str, violations: Sequence[protovalidate.Violatio
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
-class ValidationInterceptor(grpc.aio.ServerInterceptor):
+class ValidationInterceptor(UnaryWrappingInterceptor):
     """Validates the request of every unary-request RPC with protovalidate before the servicer sees it.
 
     Streaming-request RPCs pass through unchanged (validate per message in the servicer if one is added).
     """
 
     def __init__(self, validator: protovalidate.Validator | None = None) -> None:
+        super().__init__()
         self._validator = validator or protovalidate.Validator()
-        # Wrapped handlers per (method, inner handler): built once, not on every call (hot path).
-        self._wrapped: dict[tuple[str, int], grpc.RpcMethodHandler] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.request_streaming or handler.unary_unary is None:
-            return handler
-        key = (handler_call_details.method, id(handler))
-        wrapped = self._wrapped.get(key)
-        if wrapped is None:
-            wrapped = self._wrapped[key] = grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return wrapped
+    def wrap(self, handler: grpc.RpcMethodHandler, full_method: str) -> grpc.RpcMethodHandler:
+        return grpc.unary_unary_rpc_method_handler(
+            self._wrap_unary(handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
     def _wrap_unary(self, behavior: Callable[..., Any]) -> Behavior:
         async def validated(request: Any, context: grpc.aio.ServicerContext) -> Any:

@@ -10,6 +10,7 @@ from fraud.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
 from fraudshared.config import ConfigError, EnvConfig, env_field
 from fraudshared.events.once import OnceLog
 from fraudshared.grpc_server import ServicerSpec
+from fraudshared.pan_token import TOKEN_KEY_NAME, TOKEN_KEY_PATH
 from fraudshared.rpc import RpcClient
 from fraudshared.secrets import secret_store_from_env
 from fraudshared.service import ServiceContext
@@ -20,8 +21,6 @@ from services.ingest.domain.pan import PanTokenizer
 from services.ingest.entrypoints.grpc_servicer import IngestServicer
 from services.ingest.service_layer.handlers import IngestDeps
 from services.ingest.service_layer.ports import FeaturesClient, ScoringClient
-
-TOKEN_KEY_PATH, TOKEN_KEY_NAME = "pan-tokenization", "hmac_key"
 
 
 @dataclass(frozen=True)

@@ -1,28 +1,16 @@
-"""PAN checks and tokenization. The PAN never leaves this module's callers in ingest.
+"""PAN checks and tokenization at the edge. The PAN goes no further than ingest's callers of this module.
 
-The card token is a keyed HMAC-SHA256 of the PAN (key from the secrets port), so the same card always maps
-to the same token, nobody without the key can link a token back to a card, and rotating the key (a new
-key version) yields new tokens without touching the log.
+The token function itself (keyed HMAC-SHA256) and the Luhn check live in fraudshared.pan_token, shared with
+`fraudctl data load`, so a card loaded from a user's file and the same card scored live get the same token.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 
+from fraudshared.pan_token import luhn_valid, tokenize_pan
 
-def luhn_valid(pan: str) -> bool:
-    """Return True when the digits pass the Luhn (mod 10) check."""
-    if not pan.isdigit():
-        return False
-    total = 0
-    for index, char in enumerate(reversed(pan)):
-        digit = int(char)
-        if index % 2 == 1:
-            digit = digit * 2 - 9 if digit > 4 else digit * 2
-        total += digit
-    return total % 10 == 0
+__all__ = ["PanTokenizer", "luhn_valid", "mask"]
 
 
 @dataclass(frozen=True)
@@ -36,8 +24,7 @@ class PanTokenizer:
         return f"PanTokenizer(key=<redacted>, key_version={self.key_version})"
 
     def tokenize(self, pan: str) -> str:
-        digest = hmac.new(self.key, pan.encode("ascii"), hashlib.sha256).hexdigest()
-        return f"ct_{digest[:32]}"
+        return tokenize_pan(self.key, pan)
 
 
 def mask(pan: str) -> str:
