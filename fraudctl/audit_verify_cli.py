@@ -1,0 +1,152 @@
+"""``fraudctl audit verify`` and ``audit prove``: check the signed, chained log and prove inclusion (docs/audit.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+from rich.markup import escape
+from rich.table import Table
+
+from fraudctl.audit_cli import (
+    FAILED,
+    OK,
+    Actor,
+    NatsUrl,
+    PublicKeys,
+    VarDir,
+    app,
+    out,
+    run_audit,
+    verifying_keys,
+)
+from fraudshared.audit.check import AuditInputError, EventProof, audited_stream_names, prove_transaction, verify_stream
+from fraudshared.audit.jetstream import stream_bounds
+from fraudshared.audit.keys import KeyRing
+from fraudshared.audit.verify import StreamReport
+
+# ---- verify --------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    stream: Annotated[str | None, typer.Option(help="Only this stream (default: every stream but AUDIT).")] = None,
+    from_seq: Annotated[int | None, typer.Option("--from", help="First sequence (needs --stream).")] = None,
+    to_seq: Annotated[int | None, typer.Option("--to", help="Last sequence (needs --stream).")] = None,
+    nats_url: NatsUrl = None,
+    public_key: PublicKeys = None,
+    actor: Actor = None,
+    var_dir: VarDir = Path("var"),
+) -> None:
+    """Re-read the streams, recompute every event hash, check Merkle roots, chain and signatures."""
+
+    async def body(js: JetStreamContext) -> tuple[int, str]:
+        window = None
+        if from_seq is not None or to_seq is not None:
+            if stream is None:
+                raise AuditInputError("--from/--to need --stream: sequences are numbered per stream")
+            _, last = await _bounds_or_zero(js, stream)
+            window = (from_seq if from_seq is not None else 1, to_seq if to_seq is not None else last)
+        keys = await asyncio.to_thread(verifying_keys, public_key, var_dir)
+        reports = [
+            await verify_stream(js, name, keys, window) for name in ([stream] if stream else audited_stream_names())
+        ]
+        _print_reports(reports, keys)
+        return _verdict(reports, window is not None)
+
+    run_audit(ctx, nats_url, var_dir, actor, body)
+
+
+async def _bounds_or_zero(js: JetStreamContext, stream: str) -> tuple[int, int]:
+    try:
+        return await stream_bounds(js, stream)
+    except NotFoundError:
+        raise AuditInputError(f"there is no stream {stream!r}") from None
+
+
+def _verdict(reports: list[StreamReport], windowed: bool) -> tuple[int, str]:
+    events = sum(r.events_verified for r in reports)
+    checkpoints = sum(r.checkpoints_verified for r in reports)
+    findings = [f for r in reports for f in r.findings]
+    unsealed = sum(r.unsealed[1] - r.unsealed[0] + 1 for r in reports if r.unsealed)
+    if findings or not all(r.ok for r in reports):
+        return FAILED, f"NOT VERIFIED: {len(findings)} finding(s); first: {findings[0] if findings else '?'}"
+    if windowed and unsealed:
+        span = next(r.unsealed for r in reports if r.unsealed)
+        return FAILED, f"NOT VERIFIED: sequences {span[0]}..{span[1]} are not sealed by any checkpoint yet"
+    text = f"verified {events} events in {checkpoints} checkpoints over {len(reports)} stream(s)"
+    out.print(f"[green]{text}[/]" + (f"; {unsealed} event(s) not yet sealed" if unsealed else ""), highlight=False)
+    return OK, text
+
+
+def _print_reports(reports: list[StreamReport], keys: KeyRing) -> None:
+    table = Table(
+        "stream", "sequences", "checkpoints", "events verified", "not yet sealed", "result", title="audit verify"
+    )
+    for r in reports:
+        span = r.window or (1, r.stream_last_seq)
+        unsealed = f"{r.unsealed[0]}..{r.unsealed[1]}" if r.unsealed else "-"
+        result = "[green]ok[/]" if r.ok else f"[red]FAILED ({len(r.findings)})[/]"
+        checked = f"{r.checkpoints_verified}/{r.checkpoints_checked}"
+        table.add_row(
+            r.stream, f"{span[0]}..{span[1]}" if span[1] else "empty", checked, str(r.events_verified), unsealed, result
+        )
+    out.print(table)
+    out.print(f"verifying keys: {keys.describe()}", highlight=False)
+    for r in reports:
+        for finding in r.findings:
+            out.print(f"[red]x[/] {escape(str(finding))}", highlight=False, soft_wrap=True)
+
+
+# ---- prove ---------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def prove(
+    ctx: typer.Context,
+    transaction: Annotated[str, typer.Option("--transaction", help="Transaction id.")],
+    nats_url: NatsUrl = None,
+    public_key: PublicKeys = None,
+    actor: Actor = None,
+    var_dir: VarDir = Path("var"),
+) -> None:
+    """Inclusion proofs (RFC 6962 audit paths) of a transaction's events in their signed checkpoints."""
+
+    async def body(js: JetStreamContext) -> tuple[int, str]:
+        keys = await asyncio.to_thread(verifying_keys, public_key, var_dir)
+        proofs = await prove_transaction(js, transaction, keys)
+        for proof in proofs:
+            _print_proof(proof)
+        proven = sum(p.ok for p in proofs)
+        if proven != len(proofs):
+            return FAILED, f"NOT PROVEN: {len(proofs) - proven} of {len(proofs)} event(s) of {transaction}"
+        text = f"proven: {proven} event(s) of transaction {transaction} are in signed checkpoints"
+        out.print(f"[green]{text}[/]", highlight=False)
+        return OK, text
+
+    run_audit(ctx, nats_url, var_dir, actor, body)
+
+
+def _print_proof(proof: EventProof) -> None:
+    table = Table(show_header=False, title=f"{proof.stream} seq {proof.seq}", title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    rows = [("event", f"{proof.event_id} ({proof.event_type})"), ("event sha256", proof.event_hash.hex())]
+    cp = proof.checkpoint
+    if cp is not None:
+        rows += [
+            ("checkpoint", f"{cp.label} sealed {cp.sealed_at.isoformat(timespec='seconds')}"),
+            ("signed by", f"key {cp.key_id} version {cp.key_version}"),
+            ("merkle root", cp.merkle_root.hex()),
+            ("leaf", f"index {proof.index} of {cp.size}"),
+        ]
+        rows += [(f"path[{i}]", p.hex()) for i, p in enumerate(proof.proof)]
+    rows.append(("result", "[green]proven[/]" if proof.ok else f"[red]{escape('; '.join(proof.problems))}[/]"))
+    for key, value in rows:
+        table.add_row(key, value)
+    out.print(table)
