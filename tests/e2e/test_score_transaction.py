@@ -176,3 +176,22 @@ async def test_the_pan_is_nowhere_on_disk(platform: Platform, deployed: str, nat
                 scanned += 1
                 assert not any(n in data for n in needles), path
     assert scanned > 0
+
+
+async def test_a_caller_giving_up_mid_call_leaves_no_half_written_decision(
+    platform: Platform, deployed: str, stub: ingest_grpc.IngestServiceStub
+) -> None:
+    r = request("e2e-cancelled", minutes=-3)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ScoreTransaction(r, timeout=0.002)  # gives up before the decision is made
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    response = await stub.ScoreTransaction(r, timeout=10)  # the retry finishes (or replays) the same decision
+    assert response.decision != common.DECISION_UNSPECIFIED and response.model.version == deployed
+    again = await stub.ScoreTransaction(r, timeout=10)
+    assert again.replayed and again.decision == response.decision and again.score == response.score
+    for stream, subject in (
+        ("TRANSACTIONS", "fraud.tx.received.*.e2e-cancelled"),
+        ("FEATURES", "fraud.features.computed.*.e2e-cancelled"),
+        ("PREDICTIONS", "fraud.predictions.made.*.e2e-cancelled"),
+    ):
+        assert await messages(platform, stream, subject) == 1, stream

@@ -94,8 +94,12 @@ async def test_champion_score_decides_and_is_recorded_with_its_inputs() -> None:
 
 @pytest.mark.parametrize("failure", [InferenceError("down"), float("nan"), 1.7])
 async def test_triton_failure_or_garbage_gives_degraded_review(failure: float | Exception) -> None:
+    from services.scoring.service_layer.handlers import FALLBACKS
+
+    before = FALLBACKS.labels("safe_mode", "error")._value.get()
     deps = ScoringDeps(catalog=champion_catalog(), runner=FakeRunner(failure), predictions=FakePredictions())
     response = await score_features(req(), deps)
+    assert FALLBACKS.labels("safe_mode", "error")._value.get() == before + 1  # counted in the metric
     assert response.decision == common.DECISION_REVIEW and response.degraded
     assert response.scoring_path == common.SCORING_PATH_SAFE_MODE_RULES
     assert response.reason_codes[0].code == "SAFE_MODE"

@@ -9,12 +9,20 @@ from fraud.features.v1 import feature_service_pb2 as features
 from fraud.features.v1 import feature_service_pb2_grpc as features_grpc
 from fraud.scoring.v1 import scoring_service_pb2 as scoring
 from fraud.scoring.v1 import scoring_service_pb2_grpc as scoring_grpc
-from services.ingest.domain.errors import DependencyUnavailable
+from services.ingest.domain.errors import BudgetExhausted, DependencyUnavailable, Overloaded
 
 
 def channel(address: str) -> grpc.aio.Channel:
     """An insecure loopback channel with client tracing (mTLS arrives with the security work)."""
     return grpc.aio.insecure_channel(address, interceptors=aio_client_interceptors())
+
+
+def _translate(exc: grpc.aio.AioRpcError, what: str) -> Exception:
+    if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return BudgetExhausted(f"{what} did not answer within the caller's deadline; retrying is safe")
+    if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return Overloaded(f"{what} is overloaded; retry later")
+    return DependencyUnavailable(f"{what}: {exc.code().name}: {exc.details()}")
 
 
 class GrpcFeaturesClient:
@@ -27,7 +35,7 @@ class GrpcFeaturesClient:
         try:
             response: features.ComputeFeaturesResponse = await self._stub.ComputeFeatures(request, timeout=timeout)
         except grpc.aio.AioRpcError as exc:
-            raise DependencyUnavailable(f"features: {exc.code().name}: {exc.details()}") from exc
+            raise _translate(exc, "features") from exc
         return response
 
 
@@ -39,5 +47,5 @@ class GrpcScoringClient:
         try:
             response: scoring.ScoreFeaturesResponse = await self._stub.ScoreFeatures(request, timeout=timeout)
         except grpc.aio.AioRpcError as exc:
-            raise DependencyUnavailable(f"scoring: {exc.code().name}: {exc.details()}") from exc
+            raise _translate(exc, "scoring") from exc
         return response

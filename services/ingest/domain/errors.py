@@ -27,3 +27,7 @@ class DependencyUnavailable(RuntimeError):
 
 class Overloaded(RuntimeError):
     """A downstream service shed the request; the caller may retry (the transaction id makes it safe)."""
+
+
+class BudgetExhausted(TimeoutError):
+    """The caller's deadline passed before a downstream service answered."""

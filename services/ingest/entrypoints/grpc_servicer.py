@@ -7,6 +7,7 @@ import grpc
 from fraud.ingest.v1 import ingest_service_pb2 as ingest
 from fraud.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
 from services.ingest.domain.errors import (
+    BudgetExhausted,
     DependencyUnavailable,
     InvalidTransaction,
     Overloaded,
@@ -21,6 +22,7 @@ STATUS_OF: dict[type[Exception], grpc.StatusCode] = {
     UnknownTransaction: grpc.StatusCode.NOT_FOUND,
     DependencyUnavailable: grpc.StatusCode.UNAVAILABLE,
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    BudgetExhausted: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 
 
