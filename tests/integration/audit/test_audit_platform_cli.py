@@ -1,0 +1,168 @@
+"""``fraudctl audit verify|prove|timeline`` over the platform's own streams (the ones the notary seals).
+
+These tests share one nats-server; the whole-platform verify counts every event on those streams,
+so the timeline test (which adds model events) stays after it in this file.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from nats.js import JetStreamContext
+
+from fraud.common.v1 import decision_pb2, money_pb2
+from fraud.events.v1 import audit_events_pb2 as audit_pb
+from fraud.events.v1 import model_events_pb2
+from fraud.events.v1 import transaction_events_pb2 as tx_events
+from fraudshared import subjects
+from fraudshared.events.envelope import event_id, from_nats, new_envelope
+from fraudshared.events.store import EventStore
+from fraudshared.nats_server import NatsServer
+from services.governance.notary.service import audited_streams
+from tests.integration.audit.audit_support import T0, Cli, seal
+
+pytestmark = pytest.mark.integration
+
+
+# ---- the platform's own streams: verify all, prove a transaction --------------------------------------------
+
+
+async def decide(js: JetStreamContext, transaction_id: str, card: str) -> None:
+    """The three events of one decision, on the subjects ingest, features and scoring use."""
+    store = EventStore(js)
+    amount = money_pb2.Money(amount_minor=1250, currency="EUR")
+    when = T0
+    received = tx_events.TransactionReceived(
+        schema_version=1, transaction_id=transaction_id, card_token=card, terminal_id="T1", amount=amount
+    )
+    features = tx_events.FeatureVectorComputed(
+        schema_version=1, transaction_id=transaction_id, card_token=card, values=[1.0, 2.5], feature_set_version="v1"
+    )
+    prediction = tx_events.PredictionMade(
+        schema_version=1,
+        transaction_id=transaction_id,
+        card_token=card,
+        score=0.12,
+        decision=decision_pb2.DECISION_APPROVE,
+    )
+    for message, subject in (
+        (received, subjects.transaction_received(card, transaction_id)),
+        (features, subjects.feature_vector_computed(card, transaction_id)),
+        (prediction, subjects.prediction_made(card, transaction_id)),
+    ):
+        kind = message.DESCRIPTOR.name
+        envelope = new_envelope(
+            message,
+            source="/test",
+            subject=transaction_id,
+            event_id=event_id(kind, transaction_id),
+            time=when,
+            schema_version=1,
+        )
+        await store.append(envelope, subject=subject, expected_last_subject_seq=0)
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_verify_all_streams_and_prove_a_transaction(
+    server: NatsServer, js: JetStreamContext, var_dir: Path
+) -> None:
+    cli = Cli(server, var_dir)
+    for n in range(12):
+        await decide(js, f"tx-{n}", f"card-{n % 5}")
+    await seal(js, var_dir, audited_streams(), every_n=5)
+    await decide(js, "tx-late", "card-1")
+
+    out = await cli("verify")
+    assert "verified 36 events in 9 checkpoints over 6 stream(s); 3 event(s) not yet sealed" in out
+
+    out = await cli("prove", "--transaction", "tx-7")
+    assert "proven: 3 event(s) of transaction tx-7" in out
+    for kind in ("TransactionReceived:tx-7", "FeatureVectorComputed:tx-7", "PredictionMade:tx-7"):
+        assert kind in out
+    assert "path[0]" in out and "index 2 of 5" in out
+
+    out = await cli("prove", "--transaction", "tx-late", code=1)
+    assert "not sealed yet: TRANSACTIONS is sealed up to sequence 12" in out
+
+
+# ---- timeline: who changed which model, when and why ------------------------------------------------------------
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_timeline_merges_model_changes_and_audit_runs_by_event_time(
+    server: NatsServer, js: JetStreamContext, var_dir: Path
+) -> None:
+    cli = Cli(server, var_dir)
+    name, t = f"tl-{uuid.uuid4().hex[:8]}", datetime(2031, 5, 1, 8, 0, tzinfo=UTC)
+    thresholds = decision_pb2.Thresholds(review=0.25, decline=0.7)
+    changes = [  # appended in this order; the validation happened before the approval
+        (
+            model_events_pb2.ModelRegistered(
+                model_name=name, version="1.0.0", registered_by="mia", thresholds=thresholds, dataset_sha256="d" * 64
+            ),
+            0,
+        ),
+        (model_events_pb2.ModelApproved(model_name=name, version="1.0.0", approver="risk-lead", comment="ok"), 60),
+        (
+            model_events_pb2.ModelDeployed(
+                model_name=name,
+                version="1.0.0",
+                deployed_by="ops-bob",
+                canary_percent=5,
+                role=model_events_pb2.DEPLOYMENT_ROLE_CANARY,
+            ),
+            120,
+        ),
+        (
+            model_events_pb2.ModelPromoted(model_name=name, version="1.0.0", promoted_by="ops-bob", reason="canary ok"),
+            180,
+        ),
+        (model_events_pb2.ModelValidated(model_name=name, version="1.0.0", checks={"auc": "pass"}), 30),
+    ]
+    for n, (message, minutes) in enumerate(changes):
+        message.schema_version = 1
+        envelope = new_envelope(
+            message,
+            source="/fraud/governance",
+            subject=name,
+            event_id=event_id(message.DESCRIPTOR.name, f"{name}-{n}"),
+            time=t + timedelta(minutes=minutes),
+            schema_version=1,
+        )
+        await EventStore(js).append(envelope, subject=f"fraud.models.{name}")
+
+    out = await cli("timeline", "--model", name, "--json", "--actor", "carol")
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    kinds = ["ModelRegistered", "ModelValidated", "ModelApproved", "ModelDeployed", "ModelPromoted"]
+    assert [r["kind"] for r in rows] == kinds
+    assert [r["who"] for r in rows] == ["mia", "/fraud/governance", "risk-lead", "ops-bob", "ops-bob"]
+    assert rows[1]["seq"] == max(r["seq"] for r in rows)  # stored last, listed by its event time
+    assert rows[0]["time"] == "2031-05-01T08:00:00.000000Z" and rows[0]["version"] == "1.0.0"
+    assert "thresholds review >= 0.25, decline >= 0.7" in rows[0]["what"]
+    assert rows[2]["what"] == "approved: ok" and rows[3]["what"] == "deployed as canary (5% of traffic)"
+    assert rows[4]["what"] == "promoted to champion: canary ok"
+    run = from_nats(*(lambda m: (m.headers, m.data))(await js.get_last_msg("AUDIT", "fraud.audit.commands.timeline")))
+    recorded = run.payload(audit_pb.AuditCommandRun)
+    assert (recorded.actor, recorded.command, recorded.exit_code) == ("carol", "audit timeline", 0)
+
+    out = await cli("timeline", "--from", "2031-05-01T08:30:00Z", "--to", "2031-05-01T10:00:00+00:00")
+    assert "audit timeline" in out and "3 event(s)" in out
+    assert "ModelValidated" in out and "ModelDeployed" in out
+    assert "ModelRegistered" not in out and "ModelPromoted" not in out  # 08:00 and 11:00: outside the range
+    assert "risk-lead" in out and "MODELS#" in out and f"{name} 1.0.0" in out
+    assert out.index("ModelValidated") < out.index("ModelApproved") < out.index("ModelDeployed")
+
+    now = datetime.now(UTC)
+    window = [(now - timedelta(minutes=5)).isoformat(), (now + timedelta(minutes=5)).isoformat()]
+    out = await cli("timeline", "--from", window[0], "--to", window[1], "--json")  # today: only the audit runs
+    runs = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert runs and {r["kind"] for r in runs} == {"AuditCommandRun"}
+    assert any(r["who"] == "carol" and "ran `audit timeline" in r["what"] for r in runs)
+
+    assert "is not an ISO 8601 time" in await cli("timeline", "--from", "yesterday", code=2)
+    assert "is after --to" in await cli("timeline", "--from", "2031-06-01", "--to", "2031-05-01", code=2)
+    assert "unknown model 'nope'" in await cli("timeline", "--model", "nope", code=2)
