@@ -8,6 +8,8 @@ through IngestService.ScoreTransaction over gRPC -> print decisions, latency, ev
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -180,6 +182,17 @@ def render(out: DemoResult, console: Console) -> None:
     console.print(table)
 
 
+def audit_verify(var_dir: Path, console: Console) -> None:
+    """Show the audit trail at work: `fraudctl audit verify` over the streams the demo just wrote.
+
+    The notary seals every FRAUD_NOTARY_EVERY_N events or FRAUD_NOTARY_EVERY_S seconds, so the newest events
+    of a short run are reported as not yet sealed; everything sealed is re-hashed and its signature checked.
+    """
+    cmd = [sys.executable, "-m", "fraudctl", "audit", "verify", "--var-dir", str(var_dir), "--actor", "demo"]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
+    console.print(done.stdout.rstrip() or done.stderr.rstrip(), markup=False, highlight=False)
+
+
 def run_demo(
     var_dir: Path,
     console: Console,
@@ -196,6 +209,7 @@ def run_demo(
         except grpc.aio.AioRpcError as exc:
             raise runtime.RuntimeErrorWithHint(f"demo: a service answered {exc.code().name}: {exc.details()}") from exc
         render(out, console)
+        audit_verify(var_dir, console)
         return out
     finally:
         if not keep_up:
