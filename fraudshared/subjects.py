@@ -49,8 +49,6 @@ def model_events(model_name: str) -> str:
     return f"fraud.models.{model_name}"
 
 
-TRANSACTIONS_RECEIVED_ALL = "fraud.tx.received.>"
-PREDICTIONS_ALL = "fraud.predictions.>"
 PREDICTIONS_MADE_ALL = "fraud.predictions.made.>"
 MODELS_ALL = "fraud.models.>"
 LABELS_ALL = "fraud.labels.>"

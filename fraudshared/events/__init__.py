@@ -15,7 +15,6 @@ from fraudshared.events.streams import (
     StreamSpec,
     default_specs,
     ensure_streams,
-    tx_received_subject,
 )
 from fraudshared.events.upcasting import Upcaster, UpcasterRegistry, UpcastError
 
@@ -39,5 +38,4 @@ __all__ = [
     "from_nats",
     "new_envelope",
     "to_nats",
-    "tx_received_subject",
 ]

@@ -7,7 +7,6 @@ history), no rollups, kept forever, and a duplicate window so a retried publish 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -17,7 +16,6 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from nats.js.errors import APIError, NotFoundError
 
 DEFAULT_DUPLICATE_WINDOW_S = 120.0
-_TOKEN_RE = re.compile(r"[A-Za-z0-9_\-]+")
 _ERR_STREAM_NAME_IN_USE = 10058
 Outcome = Literal["created", "updated", "unchanged"]
 
@@ -80,19 +78,6 @@ def default_specs(duplicate_window: float = DEFAULT_DUPLICATE_WINDOW_S, replicas
         ("MONITOR", "fraud.monitor.>", "Drift and performance reports, alerts, remediation actions."),
     )
     return tuple(StreamSpec(name, (subject,), text, duplicate_window, replicas) for name, subject, text in families)
-
-
-def subject_token(value: str | int) -> str:
-    """Checks one subject token (no dots, wildcards or spaces) and returns it as a string."""
-    token = str(value)
-    if not _TOKEN_RE.fullmatch(token):
-        raise ValueError(f"not a valid subject token: {token!r}")
-    return token
-
-
-def tx_received_subject(card_partition: int | str) -> str:
-    """Subject of TransactionReceived for a card partition: ``fraud.tx.received.<card_partition>``."""
-    return f"fraud.tx.received.{subject_token(card_partition)}"
 
 
 def _differences(live: StreamConfig, wanted: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
