@@ -9,7 +9,7 @@ from fraud.features.v1 import feature_service_pb2 as features
 from fraud.features.v1 import feature_service_pb2_grpc as features_grpc
 from fraud.scoring.v1 import scoring_service_pb2 as scoring
 from fraud.scoring.v1 import scoring_service_pb2_grpc as scoring_grpc
-from services.ingest.domain.errors import BudgetExhausted, DependencyUnavailable, Overloaded
+from services.ingest.adapters.downstream import downstream_failure
 
 
 def channel(address: str) -> grpc.aio.Channel:
@@ -18,11 +18,7 @@ def channel(address: str) -> grpc.aio.Channel:
 
 
 def _translate(exc: grpc.aio.AioRpcError, what: str) -> Exception:
-    if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return BudgetExhausted(f"{what} did not answer within the caller's deadline; retrying is safe")
-    if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return Overloaded(f"{what} is overloaded; retry later")
-    return DependencyUnavailable(f"{what}: {exc.code().name}: {exc.details()}")
+    return downstream_failure(what, exc.code(), exc.details() or "")
 
 
 class GrpcFeaturesClient:

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import grpc
-
 from fraud.features.v1 import feature_service_pb2 as features
 from fraud.scoring.v1 import scoring_service_pb2 as scoring
 from fraudshared import subjects
 from fraudshared.rpc import RpcClient, RpcError
-from services.ingest.domain.errors import BudgetExhausted, DependencyUnavailable, Overloaded
+from services.ingest.adapters.downstream import downstream_failure
 
 
 def _translate(exc: RpcError, what: str) -> Exception:
-    if exc.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return Overloaded(f"{what} is overloaded; retry later")
-    if exc.code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return BudgetExhausted(f"{what} did not answer within the caller's deadline; retrying is safe")
-    return DependencyUnavailable(f"{what}: {exc.code.name}: {exc.details}")
+    return downstream_failure(what, exc.code, exc.details)
 
 
 class NatsFeaturesClient:
