@@ -98,7 +98,9 @@ def logs(
 @app.command()
 def demo(
     var_dir: VarDir = Path("var"),
-    transactions: Annotated[int, typer.Option(min=1, help="Transactions to stream through ScoreTransaction.")] = 3000,
+    transactions: Annotated[
+        int, typer.Option(min=1, help="Newest transactions to stream through ScoreTransaction (labels follow).")
+    ] = 7000,
     customers: Annotated[int, typer.Option(min=10, help="Synthetic customers (and terminals).")] = 400,
     days: Annotated[int, typer.Option(min=21, help="Days of synthetic history (train / 7 delay / 7 test).")] = 35,
     keep_up: Annotated[bool, typer.Option(help="Leave the platform running afterwards.")] = False,

@@ -39,8 +39,10 @@ from fraudml.datagen import generate
 from fraudml.lineage import code_revision
 from fraudml.train import TrainResult, train
 from fraudshared.events.streams import default_specs
+from fraudshared.features import LABEL_DELAY_DAYS
 
 MODEL_NAME = "card-fraud-gbdt"
+LABEL_DELAY = pd.Timedelta(days=LABEL_DELAY_DAYS)
 
 
 @dataclass
@@ -57,6 +59,7 @@ class DemoResult:
     elapsed_s: float = 0.0
     stream_counts: dict[str, int] = field(default_factory=dict)
     pans: set[str] = field(default_factory=set)
+    labels_reported: int = 0
 
 
 def to_request(row: pd.Series, run_id: str) -> ingest.ScoreTransactionRequest:
@@ -68,7 +71,31 @@ def to_request(row: pd.Series, run_id: str) -> ingest.ScoreTransactionRequest:
         channel=common.CHANNEL_CARD_PRESENT,
     )
     request.event_time.FromDatetime(row.tx_time.to_pydatetime())
+    if not np.isnan(row.terminal_lat):
+        request.terminal_location.latitude, request.terminal_location.longitude = row.terminal_lat, row.terminal_lon
     return request
+
+
+async def report_due_labels(address: str, frauds: pd.DataFrame, now: pd.Timestamp, run_id: str) -> int:
+    """Report the chargebacks of streamed frauds whose label delay has passed by (simulated) time `now`."""
+    due = frauds[frauds["tx_time"] + LABEL_DELAY <= now]
+    async with grpc.aio.insecure_channel(address) as ch:
+        stub = ingest_grpc.IngestServiceStub(ch)
+        for row in due.itertuples():
+            request = ingest.ReportLabelRequest(transaction_id=f"{run_id}-{row.tx_id}", is_fraud=True, source="demo")
+            request.reported_at.FromDatetime((row.tx_time + LABEL_DELAY).to_pydatetime())
+            await stub.ReportLabel(request, timeout=5.0)
+    return len(due)
+
+
+async def stream_with_labels(address: str, tail: pd.DataFrame, run_id: str, out: DemoResult) -> None:
+    """Stream day by day; after each day, report the labels that became due (the label delay has passed)."""
+    frauds = tail[tail["is_fraud"] == 1]
+    for day, rows in tail.groupby(tail["tx_time"].dt.floor("D"), sort=True):
+        await stream(address, [to_request(row, run_id) for row in rows.itertuples()], 16, out)
+        reported = await report_due_labels(address, frauds, day + pd.Timedelta(days=1), run_id)
+        frauds = frauds[frauds["tx_time"] + LABEL_DELAY > day + pd.Timedelta(days=1)]
+        out.labels_reported += reported
 
 
 async def deploy(address: str, result: TrainResult, console: Console) -> tuple[str, float]:
@@ -127,7 +154,7 @@ async def stream(
 
             started = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(concurrency)))
-            out.elapsed_s = time.perf_counter() - started
+            out.elapsed_s += time.perf_counter() - started
 
 
 async def count_events(nats_url: str) -> dict[str, int]:
@@ -157,7 +184,7 @@ async def run_with_plan(plan: Plan, console: Console, transactions: int, custome
     tail = df.tail(transactions)
     out.pans = set(tail.card_pan)
     run_id = uuid.uuid4().hex[:8]
-    await stream(plan.address("ingest"), [to_request(row, run_id) for row in tail.itertuples()], 16, out)
+    await stream_with_labels(plan.address("ingest"), tail, run_id, out)
     out.stream_counts = await count_events(plan.env["FRAUD_NATS_URL"])
     return out
 
@@ -177,6 +204,7 @@ def render(out: DemoResult, console: Console) -> None:
     table.add_row("latency p99 (ms)", f"{np.percentile(lat, 99):.2f}")
     table.add_row("throughput (tx/s, 16 in flight)", f"{len(out.latencies_ms) / max(out.elapsed_s, 1e-9):.0f}")
     table.add_row("register -> serving (ms)", f"{out.deploy_ms:.0f}")
+    table.add_row(f"fraud labels reported ({LABEL_DELAY_DAYS} days after the transaction)", f"{out.labels_reported:,}")
     for name, count in out.stream_counts.items():
         table.add_row(f"events in {name}", f"{count:,}")
     console.print(table)
@@ -196,7 +224,7 @@ def audit_verify(var_dir: Path, console: Console) -> None:
 def run_demo(
     var_dir: Path,
     console: Console,
-    transactions: int = 3000,
+    transactions: int = 7000,
     customers: int = 400,
     days: int = 35,
     keep_up: bool = False,

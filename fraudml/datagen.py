@@ -20,6 +20,13 @@ GRID = 100.0
 SECONDS_PER_DAY = 86_400
 BIN = "400000"  # a test-range Visa-like issuer prefix: these PANs are synthetic, never real cards
 LARGE_AMOUNT_MINOR = 22_000  # scenario 1: above 220.00 is fraud
+# The grid laid on the map for terminal locations: about 1 km per grid unit, south-west corner at 48.80 N 2.20 E.
+ORIGIN_LAT, ORIGIN_LON, DEG_LAT_PER_UNIT, DEG_LON_PER_UNIT = 48.80, 2.20, 0.009, 0.0137
+
+
+def grid_to_geo(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(latitude, longitude) in degrees of grid positions [N, 2]."""
+    return ORIGIN_LAT + xy[:, 1] * DEG_LAT_PER_UNIT, ORIGIN_LON + xy[:, 0] * DEG_LON_PER_UNIT
 
 
 def luhn_check_digit(partial: str) -> str:
@@ -178,7 +185,9 @@ def generate(
 
     Returns:
         Columns tx_id (str), tx_time (datetime64 UTC), card_pan (str, synthetic), customer_id (int),
-        terminal_id (str), amount_minor (int, cents), currency ("EUR"), is_fraud (0/1), fraud_scenario (0-4).
+        terminal_id (str), terminal_lat / terminal_lon (degrees, see `grid_to_geo`; NaN for terminals a drift
+        scenario adds, whose location the platform is not told), amount_minor (int, cents), currency ("EUR"),
+        is_fraud (0/1), fraud_scenario (0-4).
 
     Raises:
         ValueError: For an unknown scenario or a `from_day` outside [1, n_days).
@@ -205,6 +214,9 @@ def generate(
         ids = [
             f"{tag}-{scenario}-{i:08d}" if d >= from_day else x for i, (x, d) in enumerate(zip(ids, day, strict=True))
         ]
+    known = terminal < len(pop.terminals_xy)
+    lat, lon = np.full(len(terminal), np.nan), np.full(len(terminal), np.nan)
+    lat[known], lon[known] = grid_to_geo(pop.terminals_xy[terminal[known]])
     return pd.DataFrame(
         {
             "tx_id": ids,
@@ -212,6 +224,8 @@ def generate(
             "card_pan": pans[customer],
             "customer_id": customer,
             "terminal_id": [f"term-{t:05d}" for t in terminal],
+            "terminal_lat": lat.round(6),
+            "terminal_lon": lon.round(6),
             "amount_minor": amount_minor,
             "currency": "EUR",
             "is_fraud": (fraud > 0).astype(np.int64),

@@ -17,7 +17,17 @@ from fraudml.errors import DataLoadError
 from fraudml.lineage import DATASET_COLUMNS, dataset_sha256, write_sha256_file
 from fraudshared.pan_token import TOKEN_KEY_NAME, TOKEN_KEY_PATH
 
-OUTPUT_COLUMNS = ("tx_id", "tx_time", "card_token", "terminal_id", "amount_minor", "currency", "is_fraud")
+OUTPUT_COLUMNS = (
+    "tx_id",
+    "tx_time",
+    "card_token",
+    "terminal_id",
+    "amount_minor",
+    "currency",
+    "terminal_lat",
+    "terminal_lon",
+    "is_fraud",
+)
 
 
 @dataclass(frozen=True)

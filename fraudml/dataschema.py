@@ -172,6 +172,27 @@ def _amounts(df: pd.DataFrame, currency: pd.Series, problems: _Problems) -> pd.S
     return pd.Series(minor, index=text.index)
 
 
+def _coordinates(df: pd.DataFrame, problems: _Problems) -> dict[str, pd.Series]:
+    """terminal_lat / terminal_lon in degrees (optional, together; an empty cell means unknown)."""
+    given = [c for c in ("terminal_lat", "terminal_lon") if c in df]
+    if not given:
+        return {}
+    if len(given) == 1:
+        other = "terminal_lon" if given[0] == "terminal_lat" else "terminal_lat"
+        problems.add(np.ones(min(1, len(df)), dtype=bool), given[0], lambda r: f"needs the {other} column too")
+        return {}
+    out = {}
+    for name, limit in (("terminal_lat", 90.0), ("terminal_lon", 180.0)):
+        text = _text(df[name])
+        values = pd.to_numeric(text.where(text != "", None), errors="coerce")
+        bad = ((text != "") & (values.isna() | (values.abs() > limit))).to_numpy(dtype=bool)
+        problems.add(bad, name, lambda r, t=text, m=limit: f"{_shown(t.iat[r])} is not a number in [-{m:g}, {m:g}]")
+        out[name] = values.astype(np.float64)
+    half = (out["terminal_lat"].isna() != out["terminal_lon"].isna()).to_numpy()
+    problems.add(half, "terminal_lat", lambda r: "give both terminal_lat and terminal_lon, or neither")
+    return out
+
+
 def _labels(column: pd.Series, problems: _Problems) -> pd.Series:
     text = _text(column).replace({"True": "1", "False": "0", "true": "1", "false": "0", "1.0": "1", "0.0": "0"})
     bad = ~text.isin(["0", "1"]).to_numpy()
@@ -217,6 +238,7 @@ def normalize(
             "terminal_id": terminal.astype(str),
             "amount_minor": amount_minor.astype(np.int64),
             "currency": currency.astype(str),
+            **_coordinates(df, problems),
         }
     )
     if "is_fraud" in df:

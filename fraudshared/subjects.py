@@ -28,6 +28,11 @@ def feature_vector_computed(card_token: str, transaction_id: str, partitions: in
     return f"fraud.features.computed.{partition_of(card_token, partitions)}.{transaction_id}"
 
 
+def label_applied(card_token: str, transaction_id: str, partitions: int = DEFAULT_PARTITIONS) -> str:
+    """Where a features owner records the point at which it folded a transaction's label."""
+    return f"fraud.features.label.{partition_of(card_token, partitions)}.{transaction_id}"
+
+
 def prediction_made(card_token: str, transaction_id: str, partitions: int = DEFAULT_PARTITIONS) -> str:
     return f"fraud.predictions.made.{partition_of(card_token, partitions)}.{transaction_id}"
 
@@ -50,6 +55,7 @@ def model_events(model_name: str) -> str:
 
 
 PREDICTIONS_MADE_ALL = "fraud.predictions.made.>"
+FEATURES_ALL = "fraud.features.>"  # FeatureVectorComputed and LabelApplied; the partition is token 3 of both
 MODELS_ALL = "fraud.models.>"
 LABELS_ALL = "fraud.labels.>"
 

@@ -1,12 +1,12 @@
 """Re-derive recorded decisions from the log alone (``fraudctl audit replay``, docs/audit.md).
 
-For each selected PredictionMade: the feature vector is recomputed by `FeatureEngine` folded over the
-FEATURES stream in stream order (the events of the partitions one features owner held, all by default) and
-compared with the recorded FeatureVectorComputed and with the vector the model was given; the model version
-it names must be registered on MODELS with the same artifact sha256; the artifact (fetched by content
-address, sha256 checked) scores the recorded vector with onnxruntime; that version's registered thresholds
-give the decision; the explainer artifact, when registered, gives the reason codes. Safe-mode decisions
-replay to REVIEW.
+For each selected PredictionMade: the feature vector is recomputed by `FeatureEngine` folded over the FEATURES
+stream in stream order (transactions and the labels folded between them; the events of the partitions one
+features owner held, all by default) and compared with the recorded FeatureVectorComputed and with the vector
+the model was given; the model version it names must be registered on MODELS with the same artifact sha256;
+the artifact (fetched by content address, sha256 checked) scores the recorded vector with onnxruntime; that
+version's registered thresholds give the decision; the explainer artifact, when registered, gives the reason
+codes. Safe-mode decisions replay to REVIEW.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from nats.js.errors import NotFoundError
 from fraud.common.v1 import decision_pb2 as common
 from fraud.events.v1 import model_events_pb2 as model_events
 from fraud.events.v1 import transaction_events_pb2 as tx_events
+from fraudshared import subjects
 from fraudshared.audit.check import AuditInputError
 from fraudshared.audit.decision_rules import (
     SAFE_MODE_CODE,
@@ -36,11 +37,10 @@ from fraudshared.audit.decision_rules import (
 )
 from fraudshared.events.envelope import from_nats
 from fraudshared.events.store import EventStore
-from fraudshared.features import FeatureEngine, Transaction
+from fraudshared.features import FeatureEngine, recorded
 
 _TX_ID_RE = re.compile(r"[A-Za-z0-9_\-]+")
 _REGISTERED = model_events.ModelRegistered.DESCRIPTOR.full_name
-_COMPUTED = tx_events.FeatureVectorComputed.DESCRIPTOR.full_name
 _PREDICTION = tx_events.PredictionMade.DESCRIPTOR.full_name
 Registry = dict[tuple[str, str], model_events.ModelRegistered]
 
@@ -152,26 +152,21 @@ async def _features(
     """(recorded, recomputed) vector per wanted transaction: one fold of FEATURES in stream order."""
     engine, left = FeatureEngine(), set(wanted)
     found: dict[str, tuple[list[float], list[float]]] = {}
-    events = EventStore(js).read_subject("FEATURES", "fraud.features.computed.>")
+    events = EventStore(js).read_subject("FEATURES", subjects.FEATURES_ALL)
     try:
         async for stored in events:
             if not left:
                 break
             partition = stored.subject.split(".")[3]
-            if stored.envelope.type != _COMPUTED or (partitions is not None and int(partition) not in partitions):
+            if partitions is not None and int(partition) not in partitions:
                 continue
-            event = stored.envelope.payload(tx_events.FeatureVectorComputed)
-            tx = Transaction(
-                event.transaction_id,
-                event.event_time.ToMicroseconds(),
-                event.card_token,
-                event.terminal_id,
-                event.amount.amount_minor,
-            )
-            if event.transaction_id in left:
+            event = recorded.parse(stored.envelope)
+            if isinstance(event, tx_events.FeatureVectorComputed) and event.transaction_id in left:
+                tx = recorded.transaction_of(event)
                 found[event.transaction_id] = (list(event.values), engine.vector_for(tx).tolist())
                 left.discard(event.transaction_id)
-            engine.apply(tx)
+            if event is not None:
+                recorded.fold(engine, event)
     finally:
         close = getattr(events, "aclose", None)  # stopped early: delete the reader's consumer now
         if close is not None:

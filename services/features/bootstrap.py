@@ -1,4 +1,4 @@
-"""Composition root of the features service: rebuild state from the FEATURES stream, then serve."""
+"""Composition root of the features service: rebuild state from the FEATURES stream, follow labels, serve."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from fraud.events.v1 import transaction_events_pb2 as events
 from fraud.features.v1 import feature_service_pb2 as features
 from fraud.features.v1 import feature_service_pb2_grpc as features_grpc
 from fraudshared import subjects
 from fraudshared.config import ConfigError, EnvConfig, env_field
+from fraudshared.events.envelope import Envelope
+from fraudshared.events.follow import follow
 from fraudshared.events.once import OnceLog
 from fraudshared.grpc_server import ServicerSpec
 from fraudshared.rpc import RpcServer
@@ -18,7 +21,7 @@ from fraudshared.telemetry import get_logger
 from services.features.adapters.event_log import JetStreamFeatureLog
 from services.features.adapters.snapshots import FileSnapshotStore
 from services.features.entrypoints.grpc_servicer import FeatureServicer
-from services.features.service_layer.handlers import compute_features, rebuild
+from services.features.service_layer.handlers import apply_label, compute_features, rebuild
 
 log = get_logger(__name__)
 
@@ -81,6 +84,17 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
                 await save_snapshot()
 
     snapshotter = asyncio.ensure_future(snapshot_periodically())
+    owned = set(partitions)
+
+    async def on_label(seq: int, envelope: Envelope) -> None:
+        label = envelope.payload(events.LabelReported)
+        if label.card_token and subjects.partition_of(label.card_token) in owned:  # older labels carry no card
+            try:
+                await apply_label(label, seq, state, feature_log)
+            except Exception:  # the fold was voided (state goes stale and is rebuilt from the log)
+                log.warning("label of %s at LABELS sequence %d was not recorded", label.transaction_id, seq)
+
+    labels = await follow(ctx.js, ctx.store, "LABELS", subjects.LABELS_ALL, on_label, state.labels_seq + 1)
 
     async def handle(
         request: features.ComputeFeaturesRequest, deadline: float | None
@@ -94,6 +108,6 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
         subject = subjects.features_rpc_partition(partition)
         subscription = await ctx.nc.subscribe(subject, queue=f"features-{partition}", cb=server.on_message)
         ctx.on_shutdown.append(subscription.unsubscribe)
-    ctx.on_shutdown += [server.drain, snapshotter.cancel, save_snapshot]
+    ctx.on_shutdown += [labels.stop, server.drain, snapshotter.cancel, save_snapshot]
     full_name = features.DESCRIPTOR.services_by_name["FeatureService"].full_name
     return [(features_grpc.add_FeatureServiceServicer_to_server, FeatureServicer(state, feature_log), full_name)]

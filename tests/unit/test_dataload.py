@@ -135,6 +135,7 @@ def test_generated_parquet_loads_and_scoring_only_data_is_allowed(tmp_path: Path
     assert not loaded.labelled and "is_fraud" not in loaded.frame
     assert loaded.frame["card_token"].str.fullmatch(r"ct_[0-9a-f]{32}").all()
     assert set(loaded.dropped_columns) == {"customer_id", "fraud_scenario"}
+    assert loaded.frame["terminal_lat"].between(48.8, 49.8).all()
 
 
 def test_naive_parquet_timestamps_are_refused(tmp_path: Path) -> None:

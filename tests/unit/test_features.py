@@ -39,7 +39,9 @@ def test_online_and_batch_give_identical_vectors(stream: pd.DataFrame) -> None:
     online = np.stack(
         [
             engine.score_then_update(
-                Transaction.create(r.tx_id, r.tx_time, r.card_token, r.terminal_id, r.amount_minor)
+                Transaction.create(
+                    r.tx_id, r.tx_time, r.card_token, r.terminal_id, r.amount_minor, (r.terminal_lat, r.terminal_lon)
+                )
             )
             for r in rows
         ]

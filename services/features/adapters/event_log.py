@@ -1,4 +1,4 @@
-"""FeatureLog over JetStream: FeatureVectorComputed appended once per transaction, replayed in order."""
+"""FeatureLog over JetStream: FeatureVectorComputed and LabelApplied appended once each, replayed in order."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from fraud.events.v1 import transaction_events_pb2 as events
 from fraudshared import subjects
 from fraudshared.events.once import OnceLog
 from fraudshared.events.store import EventStore
+from fraudshared.features.recorded import Recorded, parse
 
 FEATURES = "FEATURES"
-COMPUTED_ALL = "fraud.features.computed.>"
 
 
 class JetStreamFeatureLog:
@@ -33,12 +33,23 @@ class JetStreamFeatureLog:
             time=event.event_time.ToDatetime(tzinfo=UTC),
         )
 
-    async def replay(self, from_seq: int = 1) -> AsyncIterator[tuple[int, events.FeatureVectorComputed]]:
+    async def append_label(self, event: events.LabelApplied) -> tuple[events.LabelApplied | None, int]:
+        return await self._once.append_once_at(
+            event,
+            business_id=f"label:{event.transaction_id}",
+            subject=subjects.label_applied(event.card_token, event.transaction_id),
+            stream=FEATURES,
+            time=event.reported_at.ToDatetime(tzinfo=UTC),
+        )
+
+    async def replay(self, from_seq: int = 1) -> AsyncIterator[tuple[int, Recorded]]:
         """Owned partitions' events from `from_seq`, in stream order (one pass; others' events are skipped).
 
         One pass in stream order, not one read per partition: the state's last applied sequence only ever
         grows, which is what lets a restart skip what a snapshot already holds.
         """
-        async for stored in self._store.read_subject(FEATURES, COMPUTED_ALL, from_seq):
+        async for stored in self._store.read_subject(FEATURES, subjects.FEATURES_ALL, from_seq):
             if self._partitions is None or stored.subject.split(".")[3] in self._partitions:
-                yield stored.seq, stored.envelope.payload(events.FeatureVectorComputed)
+                event = parse(stored.envelope)
+                if event is not None:
+                    yield stored.seq, event

@@ -1,8 +1,10 @@
 """Compute a transaction's point-in-time feature vector, record it, then fold it into the state.
 
-State is the fold of FeatureVectorComputed events in stream order (each carries the transaction's card,
-terminal, amount and event time). A restart loads the latest snapshot (state + the last stream sequence it
-covers) and replays the FEATURES stream after that sequence, so it reaches the same state.
+State is the fold of the FEATURES stream in order: FeatureVectorComputed (each carries the transaction's
+card, terminal, amount, location and event time) and LabelApplied (a delayed label, recorded where this
+owner folded it, so a replay sees it at the same point). A restart loads the latest snapshot (state + the
+last stream sequence it covers) and replays the FEATURES stream after that sequence, so it reaches the same
+state.
 
 One lock per instance serialises compute -> send -> apply, so the recorded order is the order the state saw
 (what lets a replay reproduce every vector; terminal state is shared across the cards of a partition). The
@@ -22,20 +24,12 @@ from typing import Any
 from fraud.events.v1 import transaction_events_pb2 as events
 from fraud.features.v1 import feature_service_pb2 as features
 from fraudshared.features import FEATURE_NAMES, FEATURE_SET_VERSION, FeatureEngine, Transaction
+from fraudshared.features import recorded as recorded_events
 from services.features.service_layer.ports import FeatureLog, SnapshotStore
 
 SCHEMA_VERSION = 1
 RECENT_VECTORS = 100_000  # answers to retries without a log read; older retries fall back to the log
-
-
-def as_transaction(event: events.FeatureVectorComputed) -> Transaction:
-    return Transaction(
-        tx_id=event.transaction_id,
-        event_time_us=event.event_time.ToMicroseconds(),
-        card_token=event.card_token,
-        terminal_id=event.terminal_id,
-        amount_minor=event.amount.amount_minor,
-    )
+Append = asyncio.Future[tuple[Any, int]]
 
 
 @dataclass
@@ -46,11 +40,12 @@ class FeatureState:
     recent: OrderedDict[str, list[float]] = field(default_factory=OrderedDict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_seq: int = 0
+    labels_seq: int = 0  # the newest LABELS stream sequence folded (where a restarted label follower resumes)
     applied: int = 0
-    pending: set[asyncio.Future[tuple[events.FeatureVectorComputed | None, int]]] = field(default_factory=set)
+    pending: set[Append] = field(default_factory=set)
     stale: bool = False  # an optimistic fold turned out wrong: rebuild before the next computation
 
-    def acknowledged(self, append: asyncio.Future[tuple[events.FeatureVectorComputed | None, int]]) -> None:
+    def acknowledged(self, append: Append) -> None:
         """Done-callback of a pipelined append: advance last_seq, or void the optimistic fold."""
         self.pending.discard(append)
         if append.cancelled() or append.exception() is not None:
@@ -71,21 +66,37 @@ class FeatureState:
         if len(self.recent) > RECENT_VECTORS:
             self.recent.popitem(last=False)
 
-    def fold(self, seq: int, event: events.FeatureVectorComputed) -> None:
+    def fold(self, seq: int, event: recorded_events.Recorded) -> None:
         """Apply one recorded event; events at or below `last_seq` are already in the state."""
         if seq and seq <= self.last_seq:
             return
-        self.engine.apply(as_transaction(event))
-        self.remember(event.transaction_id, list(event.values))
+        recorded_events.fold(self.engine, event)
+        if isinstance(event, events.LabelApplied):
+            self.labels_seq = max(self.labels_seq, event.labels_sequence)
+        else:
+            self.remember(event.transaction_id, list(event.values))
         self.last_seq = max(self.last_seq, seq)
         self.applied += 1
 
+    def track(self, append: Append) -> None:
+        self.pending.add(append)
+        append.add_done_callback(self.acknowledged)  # before any waiter on it sees it done (snapshots)
+
     def snapshot(self, partitions: list[int]) -> dict[str, Any]:
-        return {"last_seq": self.last_seq, "partitions": partitions, "engine": self.engine.to_dict()}
+        return {
+            "last_seq": self.last_seq,
+            "labels_seq": self.labels_seq,
+            "partitions": partitions,
+            "engine": self.engine.to_dict(),
+        }
 
     @classmethod
     def from_snapshot(cls, snapshot: dict[str, Any]) -> FeatureState:
-        return cls(engine=FeatureEngine.from_dict(snapshot["engine"]), last_seq=int(snapshot["last_seq"]))
+        return cls(
+            engine=FeatureEngine.from_dict(snapshot["engine"]),
+            last_seq=int(snapshot["last_seq"]),
+            labels_seq=int(snapshot.get("labels_seq", 0)),
+        )
 
 
 async def rebuild(
@@ -126,6 +137,7 @@ async def compute_features(
             card_token=request.card_token,
             terminal_id=request.terminal_id,
             amount_minor=request.amount.amount_minor,
+            location=recorded_events.location_of(request),
         )
         event = events.FeatureVectorComputed(
             schema_version=SCHEMA_VERSION,
@@ -136,23 +148,48 @@ async def compute_features(
             event_time=request.event_time,
             terminal_id=tx.terminal_id,
             amount=request.amount,
+            terminal_location=request.terminal_location if request.HasField("terminal_location") else None,
         )
         append = asyncio.ensure_future(log.append_computed(event))  # sent before any later transaction's
-        state.pending.add(append)
-        append.add_done_callback(state.acknowledged)  # before any waiter on it sees it done (snapshots)
+        state.track(append)
         state.fold(0, event)  # optimistic: voided (state marked stale) if the append says otherwise
     recorded, _ = await asyncio.shield(append)
     return _response(list((recorded or event).values))
+
+
+async def apply_label(label: events.LabelReported, labels_seq: int, state: FeatureState, log: FeatureLog) -> bool:
+    """Fold a delayed label into terminal state and record where (returns False when already folded)."""
+    async with state.lock:
+        if state.stale:
+            await _reset(state, log)
+        if labels_seq <= state.labels_seq:
+            return False
+        event = events.LabelApplied(
+            schema_version=SCHEMA_VERSION,
+            transaction_id=label.transaction_id,
+            card_token=label.card_token,
+            terminal_id=label.terminal_id,
+            event_time=label.event_time,
+            is_fraud=label.is_fraud,
+            reported_at=label.reported_at,
+            labels_sequence=labels_seq,
+        )
+        append = asyncio.ensure_future(log.append_label(event))
+        state.track(append)
+        state.fold(0, event)
+    await asyncio.shield(append)
+    return True
 
 
 async def _reset(state: FeatureState, log: FeatureLog) -> None:
     """Replace the state by a rebuild from the log (called under the lock, after a voided fold)."""
     await state.settle()
     fresh = await rebuild(log)
-    state.engine, state.recent, state.last_seq, state.applied = (
+    state.engine, state.recent, state.last_seq, state.labels_seq, state.applied = (
         fresh.engine,
         fresh.recent,
         fresh.last_seq,
+        fresh.labels_seq,
         fresh.applied,
     )
     state.stale = False

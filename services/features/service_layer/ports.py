@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from fraud.events.v1 import transaction_events_pb2 as events
+from fraudshared.features.recorded import Recorded
 
 
 class FeatureLog(Protocol):
@@ -17,8 +18,12 @@ class FeatureLog(Protocol):
         """Append; (None, seq) when appended now, else (the event recorded for that transaction, its seq)."""
         ...
 
-    def replay(self, from_seq: int = 1) -> AsyncIterator[tuple[int, events.FeatureVectorComputed]]:
-        """Recorded FeatureVectorComputed of this instance's partitions from `from_seq`, in stream order."""
+    async def append_label(self, event: events.LabelApplied) -> tuple[events.LabelApplied | None, int]:
+        """Append; (None, seq) when appended now, else (the label recorded for that transaction, its seq)."""
+        ...
+
+    def replay(self, from_seq: int = 1) -> AsyncIterator[tuple[int, Recorded]]:
+        """Recorded events of this instance's partitions from `from_seq`, in stream order."""
         ...
 
 

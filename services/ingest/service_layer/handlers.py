@@ -47,13 +47,22 @@ def to_event(request: ingest.ScoreTransactionRequest, tokenizer: PanTokenizer) -
         merchant_category_code=request.merchant_category_code,
         channel=request.channel,
         token_key_version=tokenizer.key_version,
+        terminal_location=request.terminal_location if request.HasField("terminal_location") else None,
     )
     event.received_at.FromDatetime(datetime.now(UTC))
     return event
 
 
 def _same_transaction(a: events.TransactionReceived, b: events.TransactionReceived) -> bool:
-    fields = ("card_token", "terminal_id", "amount", "event_time", "merchant_category_code", "channel")
+    fields = (
+        "card_token",
+        "terminal_id",
+        "amount",
+        "event_time",
+        "merchant_category_code",
+        "channel",
+        "terminal_location",
+    )
     return all(getattr(a, name) == getattr(b, name) for name in fields)
 
 
@@ -102,6 +111,7 @@ async def score_transaction(
             terminal_id=event.terminal_id,
             amount=event.amount,
             event_time=event.event_time,
+            terminal_location=event.terminal_location if event.HasField("terminal_location") else None,
         ),
         timeout=left(),
     )
@@ -128,8 +138,9 @@ async def score_transaction(
 
 
 async def report_label(request: ingest.ReportLabelRequest, deps: IngestDeps) -> ingest.ReportLabelResponse:
-    """Append a delayed label for a transaction the log holds."""
-    if await deps.log.find_received(request.transaction_id) is None:
+    """Append a delayed label for a transaction the log holds, with what features need to route and fold it."""
+    received = await deps.log.find_received(request.transaction_id)
+    if received is None:
         raise UnknownTransaction(f"transaction_id {request.transaction_id} is not in the log")
     label = events.LabelReported(
         schema_version=SCHEMA_VERSION,
@@ -137,5 +148,8 @@ async def report_label(request: ingest.ReportLabelRequest, deps: IngestDeps) -> 
         is_fraud=request.is_fraud,
         source=request.source,
         reported_at=request.reported_at,
+        card_token=received.card_token,
+        terminal_id=received.terminal_id,
+        event_time=received.event_time,
     )
     return ingest.ReportLabelResponse(appended=await deps.log.append_label(label))

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.integration
 
 @dataclass
 class ScoringModel:
-    """A small LightGBM over the card-v1 features, as `fraudctl train` exports it (ONNX + explainer)."""
+    """A small LightGBM over the card-v2 features, as `fraudctl train` exports it (ONNX + explainer)."""
 
     onnx: bytes
     explainer: bytes
@@ -186,7 +186,7 @@ async def test_replay_rederives_every_decision_names_a_wrong_one_and_explain_sho
         out = await cli("explain", "--transaction", "rp-13")
         assert "safe_mode_rules" in out and "SAFE_MODE" in out and "card_tx_count_30d" in out
         out = await cli("explain", "--transaction", "rp-30")
-        assert "replay-gbdt 1.0.0" in out and "MODEL_SCORE_AT_DECLINE_THRESHOLD" in out and "card-v1" in out
+        assert "replay-gbdt 1.0.0" in out and "MODEL_SCORE_AT_DECLINE_THRESHOLD" in out and "card-v2" in out
         assert "unknown transaction 'nope'" in await cli("explain", "--transaction", "nope", code=2)
 
         assert "unknown transaction 'nope'" in await cli("replay", "--transaction", "nope", *artifacts, code=2)
