@@ -34,7 +34,7 @@ def explain(
         from fraudshared.audit.explain import explain_transaction
 
         found = await explain_transaction(js, transaction)
-        _print_explanation(transaction, found)
+        _print_explanation(transaction, found, var_dir)
         p = found.prediction
         return OK, f"explained {transaction}: {decision_name(p.decision)} {p.score:.4f}"
 
@@ -45,7 +45,23 @@ def _stamp(value: Any) -> str:
     return value.ToDatetime(UTC).isoformat(timespec="milliseconds") if value.seconds or value.nanos else "-"
 
 
-def _print_explanation(transaction: str, found: Explanation) -> None:
+def _card(tx: Any, var_dir: Path) -> str:
+    """The card as an auditor may see it: subject id, and the sealed card token unless it was erased."""
+    if not tx.subject_id:
+        return f"card token {tx.card_token[:12]}... (written before erasure support)"
+    from fraudshared.privacy import PrivacyError, read_field, subject_key_store_from_env
+
+    try:
+        token = read_field(
+            subject_key_store_from_env(var_dir=var_dir), tx.subject_id, "card_token", tx.sealed_card_token
+        )
+    except PrivacyError as exc:
+        token = f"<unreadable: {exc}>"
+    shown = token if token.startswith("<") else f"{token[:12]}..."
+    return f"subject {tx.subject_id}, card token {shown}"
+
+
+def _print_explanation(transaction: str, found: Explanation, var_dir: Path) -> None:
     from fraud.common.v1 import decision_pb2 as common
     from fraudshared.features import FEATURE_NAMES
 
@@ -66,7 +82,8 @@ def _print_explanation(transaction: str, found: Explanation) -> None:
     ]
     if tx is not None:
         amount = f"{tx.amount.amount_minor / 100:.2f} {tx.amount.currency}"
-        rows.append(("transaction", f"{amount} at terminal {tx.terminal_id}, card {tx.card_token[:12]}..."))
+        rows.append(("transaction", f"{amount} at terminal {tx.terminal_id}"))
+        rows.append(("card", _card(tx, var_dir)))
     ref = p.model
     if ref.name:
         rows.append(("model", f"{ref.name} {ref.version} (artifact {ref.artifact_sha256[:16]}...)"))

@@ -32,7 +32,12 @@ _MODEL_NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
 def _sources(model: str | None) -> list[tuple[str, str]]:
     """(stream, subject filter) to read; one model's lifecycle events share one subject."""
     models = subjects.model_events(model) if model else subjects.MODELS_ALL
-    return [("MODELS", models), ("MONITOR", "fraud.monitor.>"), ("AUDIT", AUDIT_COMMANDS)]
+    return [
+        ("MODELS", models),
+        ("MONITOR", "fraud.monitor.>"),
+        ("AUDIT", AUDIT_COMMANDS),
+        ("PRIVACY", subjects.PRIVACY_ALL),
+    ]
 
 
 async def _read(js: JetStreamContext, model: str | None) -> list[tuple[str, int, Envelope]]:

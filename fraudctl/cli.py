@@ -124,3 +124,9 @@ app.command(name="train")(train_command)
 from fraudctl.audit_cli import app as audit_app  # noqa: E402
 
 app.add_typer(audit_app, name="audit")
+
+from fraudctl.privacy_cli import app as privacy_app  # noqa: E402
+from fraudshared.privacy import PrivacyError  # noqa: E402
+
+app.add_typer(privacy_app, name="privacy")
+FRIENDLY_ERRORS += (PrivacyError,)

@@ -4,14 +4,21 @@ Transaction-scoped events live on a subject per transaction inside a partition t
 - an append with expected last subject sequence 0 is a permanent duplicate guard (not only within the
   JetStream duplicate window), and
 - a features instance can own a partition (`fraud.tx.received.<p>.*`) and apply each card's events in order.
-The partition is a stable hash of the card token, never of the PAN.
+The partition is a stable hash of the card key (`card_key`: the card's random subject id, or the card token
+of events written before erasure support), never of the PAN.
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 DEFAULT_PARTITIONS = 8
+
+
+def card_key(message: Any) -> str:
+    """The key a card's events and state live under: its subject id, or the card token of older events."""
+    return str(message.subject_id or message.card_token)
 
 
 def partition_of(card_token: str, partitions: int = DEFAULT_PARTITIONS) -> int:
@@ -58,6 +65,12 @@ PREDICTIONS_MADE_ALL = "fraud.predictions.made.>"
 FEATURES_ALL = "fraud.features.>"  # FeatureVectorComputed and LabelApplied; the partition is token 3 of both
 MODELS_ALL = "fraud.models.>"
 LABELS_ALL = "fraud.labels.>"
+PRIVACY_ALL = "fraud.privacy.>"
+
+
+def subject_erased(subject_id: str) -> str:
+    """One SubjectErased per subject (append-once: forgetting twice records one erasure)."""
+    return f"fraud.privacy.erased.{subject_id}"
 
 
 def features_rpc(card_token: str, partitions: int = DEFAULT_PARTITIONS) -> str:

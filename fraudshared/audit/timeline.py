@@ -1,9 +1,10 @@
 """The audit timeline (``fraudctl audit timeline``): who changed which model, when and why, from the log alone.
 
-Pure: stored envelopes of MODELS, MONITOR and AUDIT (AuditCommandRun) become `TimelineEntry` rows, merged
-by event time (the envelope's ``time`` attribute), ties broken by stream (`STREAM_ORDER`) then sequence,
-and filtered by an inclusive time window and a model name. Reading the streams is the caller's job.
-Events that carry no actor (validation, drift, proposals) name their producer, the envelope's ``source``.
+Pure: stored envelopes of MODELS, MONITOR, AUDIT (AuditCommandRun) and PRIVACY (SubjectErased) become
+`TimelineEntry` rows, merged by event time (the envelope's ``time`` attribute), ties broken by stream
+(`STREAM_ORDER`) then sequence, and filtered by an inclusive time window and a model name. Reading the streams
+is the caller's job. Events that carry no actor (validation, drift, proposals) name their producer, the
+envelope's ``source``.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from google.protobuf.message import DecodeError, Message
 from fraud.events.v1 import audit_events_pb2 as audit_events
 from fraud.events.v1 import model_events_pb2 as model_events
 from fraud.events.v1 import monitor_events_pb2 as monitor_events
+from fraud.events.v1 import privacy_events_pb2 as privacy_events
 from fraudshared.events.envelope import Envelope, EnvelopeError, format_time
 
 # Within one instant: the change itself (MODELS), what the monitor made of it, then who looked (AUDIT).
-STREAM_ORDER = ("MODELS", "MONITOR", "AUDIT")
+STREAM_ORDER = ("MODELS", "MONITOR", "PRIVACY", "AUDIT")
 _SHA = 12  # hex digits of a sha256 shown in the "what" column
 
 
@@ -158,6 +160,11 @@ def _command(e: audit_events.AuditCommandRun, _: Envelope) -> _Row:
     return _Row("", "", e.actor, what + (f", {e.outcome}" if e.outcome else ""))
 
 
+def _erased(e: privacy_events.SubjectErased, _: Envelope) -> _Row:
+    what = f"erased subject {e.subject_id}: its card token now reads as <erased>"
+    return _Row("", "", e.requested_by, what + (f"; reason: {e.reason}" if e.reason else ""))
+
+
 _READERS: dict[str, tuple[type[Message], Callable[[Any, Envelope], _Row]]] = {
     m.DESCRIPTOR.full_name: (m, f)
     for m, f in (
@@ -172,6 +179,7 @@ _READERS: dict[str, tuple[type[Message], Callable[[Any, Envelope], _Row]]] = {
         (monitor_events.RemediationProposed, _proposed),
         (monitor_events.RemediationApplied, _applied),
         (audit_events.AuditCommandRun, _command),
+        (privacy_events.SubjectErased, _erased),
     )
 }
 

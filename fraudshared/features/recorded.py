@@ -14,6 +14,7 @@ from fraud.events.v1 import transaction_events_pb2 as events
 from fraudshared.events.envelope import Envelope
 from fraudshared.features.definition import Label, Transaction, to_microdegrees
 from fraudshared.features.engine import FeatureEngine
+from fraudshared.subjects import card_key
 
 COMPUTED_TYPE = events.FeatureVectorComputed.DESCRIPTOR.full_name
 LABEL_TYPE = events.LabelApplied.DESCRIPTOR.full_name
@@ -32,7 +33,7 @@ def transaction_of(event: events.FeatureVectorComputed) -> Transaction:
     return Transaction(
         tx_id=event.transaction_id,
         event_time_us=event.event_time.ToMicroseconds(),
-        card_token=event.card_token,
+        card_token=card_key(event),
         terminal_id=event.terminal_id,
         amount_minor=event.amount.amount_minor,
         location=location_of(event),
@@ -46,7 +47,7 @@ def label_of(event: events.LabelApplied) -> Label:
         tx_time_us=event.event_time.ToMicroseconds(),
         is_fraud=event.is_fraud,
         reported_us=event.reported_at.ToMicroseconds(),
-        card_token=event.card_token,
+        card_token=card_key(event),
     )
 
 

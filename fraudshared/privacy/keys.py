@@ -43,6 +43,10 @@ class SubjectKeyStore(Protocol):
         """Returns the card's subject, creating it (new id, new key) on first use."""
         ...
 
+    def peek(self, card_token: str) -> SubjectKey | None:
+        """The card's subject if this process has it cached (no I/O: safe on an event loop)."""
+        ...
+
     def find(self, card_token: str) -> SubjectKey | None:
         """Returns the card's subject, or None when it has none (never used, or forgotten)."""
         ...
@@ -151,6 +155,9 @@ class SqliteSubjectKeyStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def peek(self, card_token: str) -> SubjectKey | None:
+        return self._cache.get(f"t:{card_token}")
 
     def get_or_create(self, card_token: str) -> SubjectKey:
         cached = self._cache.get(f"t:{card_token}")

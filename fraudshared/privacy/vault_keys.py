@@ -71,6 +71,9 @@ class VaultSubjectKeyStore:
 
         return cls(secrets._client, mount_point=secrets._mount, before_call=renew, **options)
 
+    def peek(self, card_token: str) -> SubjectKey | None:
+        return self._cache.get(f"t:{card_token}")
+
     def get_or_create(self, card_token: str) -> SubjectKey:
         found = self.find(card_token)
         if found:

@@ -88,7 +88,8 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
 
     async def on_label(seq: int, envelope: Envelope) -> None:
         label = envelope.payload(events.LabelReported)
-        if label.card_token and subjects.partition_of(label.card_token) in owned:  # older labels carry no card
+        key = subjects.card_key(label)
+        if key and subjects.partition_of(key) in owned:  # labels older than card-v2 carry no card
             try:
                 await apply_label(label, seq, state, feature_log)
             except Exception:  # the fold was voided (state goes stale and is rebuilt from the log)

@@ -11,6 +11,7 @@ from fraudshared.config import ConfigError, EnvConfig, env_field
 from fraudshared.events.once import OnceLog
 from fraudshared.grpc_server import ServicerSpec
 from fraudshared.pan_token import TOKEN_KEY_NAME, TOKEN_KEY_PATH
+from fraudshared.privacy import subject_key_store_from_env
 from fraudshared.rpc import RpcClient
 from fraudshared.secrets import secret_store_from_env
 from fraudshared.service import ServiceContext
@@ -49,11 +50,13 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
         features_client, scoring_client = NatsFeaturesClient(rpc), NatsScoringClient(rpc)
     else:
         raise ConfigError(f"FRAUD_INTERNAL_TRANSPORT must be nats or grpc, got {config.internal_transport!r}")
+    key_store = subject_key_store_from_env(var_dir=ctx.config.var_dir)
     deps = IngestDeps(
         log=JetStreamTransactionLog(OnceLog(ctx.js, ctx.store, source="/fraud/ingest")),
         features=features_client,
         scoring=scoring_client,
         tokenizer=tokenizer,
+        subjects=key_store,
         downstream_timeout_s=config.downstream_timeout_s,
     )
     full_name = ingest.DESCRIPTOR.services_by_name["IngestService"].full_name

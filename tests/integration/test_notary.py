@@ -126,7 +126,8 @@ async def test_governance_hook_starts_and_stops_the_notary(
         ctx = ServiceContext(CommonConfig("governance"), nats_client, js, EventStore(js), stack)
         notary = await start_notary(ctx)
         await asyncio.sleep(0.3)
-        assert set(notary.sealed_up_to) <= {"TRANSACTIONS", "FEATURES", "PREDICTIONS", "LABELS", "MODELS", "MONITOR"}
+        streams = {"TRANSACTIONS", "FEATURES", "PREDICTIONS", "LABELS", "MODELS", "MONITOR", "PRIVACY"}
+        assert set(notary.sealed_up_to) <= streams
         for cleanup in ctx.on_shutdown:
             await cleanup()
     assert (tmp_path / "secrets.dev.json").exists()

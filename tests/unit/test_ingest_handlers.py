@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +14,8 @@ from fraud.events.v1 import transaction_events_pb2 as events
 from fraud.features.v1 import feature_service_pb2 as features
 from fraud.ingest.v1 import ingest_service_pb2 as ingest
 from fraud.scoring.v1 import scoring_service_pb2 as scoring
+from fraudshared.privacy import ERASED, open_sealed, read_field
+from fraudshared.privacy.keys import SqliteSubjectKeyStore
 from services.ingest.domain.errors import InvalidTransaction, TransactionIdReused, UnknownTransaction
 from services.ingest.domain.pan import PanTokenizer
 from services.ingest.service_layer.handlers import IngestDeps, report_label, score_transaction
@@ -71,7 +75,9 @@ class FakeScoring:
 def make_deps() -> tuple[IngestDeps, FakeLog, FakeFeatures, FakeScoring]:
     log, feats = FakeLog(), FakeFeatures()
     scorer = FakeScoring(log)
-    return IngestDeps(log=log, features=feats, scoring=scorer, tokenizer=PanTokenizer(b"s" * 32)), log, feats, scorer
+    keys = SqliteSubjectKeyStore(Path(tempfile.mkdtemp()) / "subject-keys.db")
+    deps = IngestDeps(log=log, features=feats, scoring=scorer, tokenizer=PanTokenizer(b"s" * 32), subjects=keys)
+    return deps, log, feats, scorer
 
 
 def request(tx_id: str = "tx-1", pan: str = PAN, amount: int = 1250) -> ingest.ScoreTransactionRequest:
@@ -88,8 +94,23 @@ async def test_pan_is_tokenized_before_anything_is_appended() -> None:
     assert response.decision == common.DECISION_DECLINE and not response.replayed
     stored = log.received["tx-1"]
     assert PAN not in stored.SerializeToString().decode("latin-1")
-    assert stored.card_token == deps.tokenizer.tokenize(PAN)
-    assert feats.calls[0].card_token == stored.card_token
+    token = deps.tokenizer.tokenize(PAN)
+    assert token not in stored.SerializeToString().decode("latin-1")  # only sealed, under the card's own key
+    assert stored.card_token == "" and len(stored.subject_id) == 32
+    subject = deps.subjects.find(token)
+    assert subject is not None and subject.subject_id == stored.subject_id
+    assert open_sealed(subject, "card_token", stored.sealed_card_token) == token
+    assert feats.calls[0].subject_id == stored.subject_id and feats.calls[0].card_token == ""
+
+
+async def test_a_forgotten_card_reads_as_erased_and_comes_back_as_a_new_subject() -> None:
+    deps, log, _, _ = make_deps()
+    await score_transaction(request(), deps)
+    first = log.received["tx-1"]
+    assert deps.subjects.forget(deps.tokenizer.tokenize(PAN)) == first.subject_id
+    assert read_field(deps.subjects, first.subject_id, "card_token", first.sealed_card_token) == ERASED
+    await score_transaction(request("tx-2"), deps)
+    assert log.received["tx-2"].subject_id not in ("", first.subject_id)
 
 
 async def test_luhn_failure_appends_nothing() -> None:
@@ -118,7 +139,8 @@ async def test_retry_after_crash_before_decision_finishes_it() -> None:
 async def _event(deps: IngestDeps) -> events.TransactionReceived:
     from services.ingest.service_layer.handlers import to_event
 
-    return to_event(request(), deps.tokenizer)
+    token = deps.tokenizer.tokenize(PAN)
+    return to_event(request(), token, deps.tokenizer.key_version, deps.subjects.get_or_create(token))
 
 
 async def test_reused_id_for_another_transaction_is_refused() -> None:

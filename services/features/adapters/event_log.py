@@ -28,7 +28,7 @@ class JetStreamFeatureLog:
         return await self._once.append_once_at(
             event,
             business_id=event.transaction_id,
-            subject=subjects.feature_vector_computed(event.card_token, event.transaction_id),
+            subject=subjects.feature_vector_computed(subjects.card_key(event), event.transaction_id),
             stream=FEATURES,
             time=event.event_time.ToDatetime(tzinfo=UTC),
         )
@@ -37,7 +37,7 @@ class JetStreamFeatureLog:
         return await self._once.append_once_at(
             event,
             business_id=f"label:{event.transaction_id}",
-            subject=subjects.label_applied(event.card_token, event.transaction_id),
+            subject=subjects.label_applied(subjects.card_key(event), event.transaction_id),
             stream=FEATURES,
             time=event.reported_at.ToDatetime(tzinfo=UTC),
         )

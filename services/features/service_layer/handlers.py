@@ -25,6 +25,7 @@ from fraud.events.v1 import transaction_events_pb2 as events
 from fraud.features.v1 import feature_service_pb2 as features
 from fraudshared.features import FEATURE_NAMES, FEATURE_SET_VERSION, FeatureEngine, Transaction
 from fraudshared.features import recorded as recorded_events
+from fraudshared.subjects import card_key
 from services.features.service_layer.ports import FeatureLog, SnapshotStore
 
 SCHEMA_VERSION = 1
@@ -134,7 +135,7 @@ async def compute_features(
         tx = Transaction(
             tx_id=request.transaction_id,
             event_time_us=request.event_time.ToMicroseconds(),
-            card_token=request.card_token,
+            card_token=card_key(request),
             terminal_id=request.terminal_id,
             amount_minor=request.amount.amount_minor,
             location=recorded_events.location_of(request),
@@ -142,7 +143,8 @@ async def compute_features(
         event = events.FeatureVectorComputed(
             schema_version=SCHEMA_VERSION,
             transaction_id=tx.tx_id,
-            card_token=tx.card_token,
+            card_token=request.card_token,
+            subject_id=request.subject_id,
             feature_set_version=FEATURE_SET_VERSION,
             values=state.engine.values_for(tx),
             event_time=request.event_time,
@@ -168,6 +170,7 @@ async def apply_label(label: events.LabelReported, labels_seq: int, state: Featu
             schema_version=SCHEMA_VERSION,
             transaction_id=label.transaction_id,
             card_token=label.card_token,
+            subject_id=label.subject_id,
             terminal_id=label.terminal_id,
             event_time=label.event_time,
             is_fraud=label.is_fraud,

@@ -23,7 +23,7 @@ class JetStreamTransactionLog:
         return await self._once.append_once(
             event,
             business_id=event.transaction_id,
-            subject=subjects.transaction_received(event.card_token, event.transaction_id),
+            subject=subjects.transaction_received(subjects.card_key(event), event.transaction_id),
             stream=TRANSACTIONS,
             time=event.event_time.ToDatetime(tzinfo=UTC),
         )

@@ -22,7 +22,7 @@ class NatsFeaturesClient:
     ) -> features.ComputeFeaturesResponse:
         try:
             return await self._rpc.call(
-                subjects.features_rpc(request.card_token), request, features.ComputeFeaturesResponse, timeout
+                subjects.features_rpc(subjects.card_key(request)), request, features.ComputeFeaturesResponse, timeout
             )
         except RpcError as exc:
             raise _translate(exc, "features") from exc

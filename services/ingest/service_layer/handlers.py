@@ -7,6 +7,7 @@ died before deciding, finishes it: features and scoring are idempotent by transa
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +16,8 @@ from fraud.events.v1 import transaction_events_pb2 as events
 from fraud.features.v1 import feature_service_pb2 as features
 from fraud.ingest.v1 import ingest_service_pb2 as ingest
 from fraud.scoring.v1 import scoring_service_pb2 as scoring
+from fraudshared.privacy import SubjectKey, SubjectKeyStore, seal
+from fraudshared.subjects import card_key
 from services.ingest.domain.errors import InvalidTransaction, TransactionIdReused, UnknownTransaction
 from services.ingest.domain.pan import PanTokenizer, luhn_valid
 from services.ingest.service_layer.ports import FeaturesClient, ScoringClient, TransactionLog
@@ -30,23 +33,44 @@ class IngestDeps:
     features: FeaturesClient
     scoring: ScoringClient
     tokenizer: PanTokenizer
+    subjects: SubjectKeyStore
     downstream_timeout_s: float = 2.0
 
 
-def to_event(request: ingest.ScoreTransactionRequest, tokenizer: PanTokenizer) -> events.TransactionReceived:
-    """Tokenize and build the event; the PAN is dropped here and goes no further."""
+SEALED_CARD_TOKEN = "card_token"  # the field name sealed ciphertexts are bound to (fraudshared.privacy)
+
+
+async def subject_of(card_token: str, store: SubjectKeyStore) -> SubjectKey:
+    """The card's subject (random id + data key); a key-store write, off the event loop, on first sight."""
+    return store.peek(card_token) or await asyncio.to_thread(store.get_or_create, card_token)
+
+
+def card_token_of(request: ingest.ScoreTransactionRequest, tokenizer: PanTokenizer) -> str:
+    """Check and tokenize the PAN; the PAN goes no further than this."""
     if not luhn_valid(request.pan):
         raise InvalidTransaction("pan", "fails the Luhn check", "pan.luhn")
+    return tokenizer.tokenize(request.pan)
+
+
+def to_event(
+    request: ingest.ScoreTransactionRequest, card_token: str, key_version: int, subject: SubjectKey
+) -> events.TransactionReceived:
+    """The TransactionReceived of a request; never the PAN.
+
+    The subject id is in clear, the card token only sealed under the subject's key (so `fraudctl privacy
+    forget` can make it unreadable).
+    """
     event = events.TransactionReceived(
         schema_version=SCHEMA_VERSION,
         transaction_id=request.transaction_id,
-        card_token=tokenizer.tokenize(request.pan),
+        subject_id=subject.subject_id,
+        sealed_card_token=seal(subject, SEALED_CARD_TOKEN, card_token),
         terminal_id=request.terminal_id,
         amount=request.amount,
         event_time=request.event_time,
         merchant_category_code=request.merchant_category_code,
         channel=request.channel,
-        token_key_version=tokenizer.key_version,
+        token_key_version=key_version,
         terminal_location=request.terminal_location if request.HasField("terminal_location") else None,
     )
     event.received_at.FromDatetime(datetime.now(UTC))
@@ -56,6 +80,7 @@ def to_event(request: ingest.ScoreTransactionRequest, tokenizer: PanTokenizer) -
 def _same_transaction(a: events.TransactionReceived, b: events.TransactionReceived) -> bool:
     fields = (
         "card_token",
+        "subject_id",
         "terminal_id",
         "amount",
         "event_time",
@@ -92,7 +117,9 @@ async def score_transaction(
     def left() -> float:
         return deps.downstream_timeout_s if deadline is None else deadline - time.monotonic()
 
-    event = to_event(request, deps.tokenizer)
+    card_token = card_token_of(request, deps.tokenizer)
+    subject = await subject_of(card_token, deps.subjects)
+    event = to_event(request, card_token, deps.tokenizer.key_version, subject)
     stored = await deps.log.append_received(event)
     replayed = stored is not None
     if stored is not None:
@@ -101,13 +128,14 @@ async def score_transaction(
                 f"transaction_id {request.transaction_id} was already used for another transaction"
             )
         event = stored
-        prediction = await deps.log.find_prediction(event.card_token, event.transaction_id)
+        prediction = await deps.log.find_prediction(card_key(event), event.transaction_id)
         if prediction is not None:
             return _response(prediction, replayed=True)
     vector = await deps.features.compute(
         features.ComputeFeaturesRequest(
             transaction_id=event.transaction_id,
             card_token=event.card_token,
+            subject_id=event.subject_id,
             terminal_id=event.terminal_id,
             amount=event.amount,
             event_time=event.event_time,
@@ -119,6 +147,7 @@ async def score_transaction(
         scoring.ScoreFeaturesRequest(
             transaction_id=event.transaction_id,
             card_token=event.card_token,
+            subject_id=event.subject_id,
             feature_set_version=vector.feature_set_version,
             values=vector.values,
             event_time=event.event_time,
@@ -149,6 +178,7 @@ async def report_label(request: ingest.ReportLabelRequest, deps: IngestDeps) -> 
         source=request.source,
         reported_at=request.reported_at,
         card_token=received.card_token,
+        subject_id=received.subject_id,
         terminal_id=received.terminal_id,
         event_time=received.event_time,
     )

@@ -39,7 +39,7 @@ class JetStreamPredictionLog:
         return await self._once.append_once(
             event,
             business_id=event.transaction_id,
-            subject=subjects.prediction_made(event.card_token, event.transaction_id),
+            subject=subjects.prediction_made(subjects.card_key(event), event.transaction_id),
             stream=PREDICTIONS,
             time=event.event_time.ToDatetime(tzinfo=UTC),
         )
@@ -49,7 +49,7 @@ class JetStreamPredictionLog:
         await self._once.append_once(
             event,
             business_id=business_id,
-            subject=subjects.shadow_scored(event.card_token, event.transaction_id, event.model.version),
+            subject=subjects.shadow_scored(subjects.card_key(event), event.transaction_id, event.model.version),
             stream=PREDICTIONS,
             time=event.event_time.ToDatetime(tzinfo=UTC),
         )

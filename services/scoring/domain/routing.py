@@ -1,4 +1,4 @@
-"""Deterministic canary split: a hash of the card token, never a random draw (replay needs it)."""
+"""Deterministic canary split: a hash of the card key (subject id), never a random draw (replay needs it)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import hashlib
 from services.scoring.domain.catalog import ModelCatalog, ServingModel
 
 
-def canary_bucket(card_token: str) -> int:
-    """0-99, stable for a card token on every process and platform."""
-    return int.from_bytes(hashlib.sha256(card_token.encode()).digest()[:8], "big") % 100
+def canary_bucket(card_key: str) -> int:
+    """0-99, stable for a card key on every process and platform."""
+    return int.from_bytes(hashlib.sha256(card_key.encode()).digest()[:8], "big") % 100
 
 
 def deciding_model(catalog: ModelCatalog, bucket: int) -> tuple[ServingModel | None, bool]:

@@ -21,6 +21,7 @@ from fraud.events.v1 import model_events_pb2 as model_events
 from fraud.events.v1 import transaction_events_pb2 as events
 from fraud.scoring.v1 import scoring_service_pb2 as scoring
 from fraudshared.rpc import remaining
+from fraudshared.subjects import card_key
 from fraudshared.telemetry import get_logger
 from services.scoring.domain.catalog import ModelCatalog, ServingModel
 from services.scoring.domain.decision import decide, safe_mode_reason, threshold_reasons
@@ -99,12 +100,13 @@ async def score_features(
     record the decision, capped by the configured inference timeout.
     """
     timeout = min(deps.inference_timeout_s, remaining(deadline, deps.inference_timeout_s) - RECORD_RESERVE_S)
-    bucket = canary_bucket(request.card_token)
+    bucket = canary_bucket(card_key(request))
     model, is_canary = deciding_model(deps.catalog, bucket)
     prediction = events.PredictionMade(
         schema_version=SCHEMA_VERSION,
         transaction_id=request.transaction_id,
         card_token=request.card_token,
+        subject_id=request.subject_id,
         feature_set_version=request.feature_set_version,
         feature_values=request.values,
         event_time=request.event_time,
@@ -173,6 +175,7 @@ async def _shadow(deps: ScoringDeps, model: ServingModel, request: scoring.Score
             schema_version=SCHEMA_VERSION,
             transaction_id=request.transaction_id,
             card_token=request.card_token,
+            subject_id=request.subject_id,
             model=model.ref(),
             score=score,
             decision=decide(score, model.thresholds),

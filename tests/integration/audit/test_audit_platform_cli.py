@@ -77,7 +77,7 @@ async def test_verify_all_streams_and_prove_a_transaction(
     await decide(js, "tx-late", "card-1")
 
     out = await cli("verify")
-    assert "verified 36 events in 9 checkpoints over 6 stream(s); 3 event(s) not yet sealed" in out
+    assert "verified 36 events in 9 checkpoints over 7 stream(s); 3 event(s) not yet sealed" in out
 
     out = await cli("prove", "--transaction", "tx-7")
     assert "proven: 3 event(s) of transaction tx-7" in out
