@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +45,10 @@ class SubjectKeyStore(Protocol):
 
     def peek(self, card_token: str) -> SubjectKey | None:
         """The card's subject if this process has it cached (no I/O: safe on an event loop)."""
+        ...
+
+    def get_or_create_many(self, card_tokens: Sequence[str]) -> dict[str, SubjectKey]:
+        """`get_or_create` for several cards at once (one durable write for all the new ones)."""
         ...
 
     def find(self, card_token: str) -> SubjectKey | None:
@@ -178,6 +182,33 @@ class SqliteSubjectKeyStore:
             raise PrivacyError(f"could not create a subject key in {self.path}")
         self._cache.put(epoch, subject, card_token)
         return subject
+
+    def get_or_create_many(self, card_tokens: Sequence[str]) -> dict[str, SubjectKey]:
+        """One transaction (so one journal sync) for every card not cached yet: a group commit."""
+        found = {t: s for t in card_tokens if (s := self._cache.get(f"t:{t}")) is not None}
+        missing = [t for t in dict.fromkeys(card_tokens) if t not in found]
+        if not missing:
+            return found
+        epoch = self._cache.epoch
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO subject_keys VALUES (?, ?, ?, ?)",
+                    [(t, (new := new_subject()).subject_id, new.key, now_iso()) for t in missing],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            for token in missing:  # a racing process's row wins over ours: read back what is stored
+                subject = self._select("card_token", token)
+                if subject is None:
+                    raise PrivacyError(f"could not create a subject key in {self.path}")
+                found[token] = subject
+        for token in missing:
+            self._cache.put(epoch, found[token], token)
+        return found
 
     def find(self, card_token: str) -> SubjectKey | None:
         return self._lookup("card_token", card_token, f"t:{card_token}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,9 @@ class VaultSubjectKeyStore:
 
     def peek(self, card_token: str) -> SubjectKey | None:
         return self._cache.get(f"t:{card_token}")
+
+    def get_or_create_many(self, card_tokens: Sequence[str]) -> dict[str, SubjectKey]:
+        return {token: self.get_or_create(token) for token in dict.fromkeys(card_tokens)}
 
     def get_or_create(self, card_token: str) -> SubjectKey:
         found = self.find(card_token)

@@ -12,6 +12,7 @@ from fraudshared.events.once import OnceLog
 from fraudshared.grpc_server import ServicerSpec
 from fraudshared.pan_token import TOKEN_KEY_NAME, TOKEN_KEY_PATH
 from fraudshared.privacy import subject_key_store_from_env
+from fraudshared.privacy.resolver import SubjectResolver
 from fraudshared.rpc import RpcClient
 from fraudshared.secrets import secret_store_from_env
 from fraudshared.service import ServiceContext
@@ -56,7 +57,7 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
         features=features_client,
         scoring=scoring_client,
         tokenizer=tokenizer,
-        subjects=key_store,
+        subjects=SubjectResolver(key_store),
         downstream_timeout_s=config.downstream_timeout_s,
     )
     full_name = ingest.DESCRIPTOR.services_by_name["IngestService"].full_name

@@ -16,6 +16,7 @@ from fraud.ingest.v1 import ingest_service_pb2 as ingest
 from fraud.scoring.v1 import scoring_service_pb2 as scoring
 from fraudshared.privacy import ERASED, open_sealed, read_field
 from fraudshared.privacy.keys import SqliteSubjectKeyStore
+from fraudshared.privacy.resolver import SubjectResolver
 from services.ingest.domain.errors import InvalidTransaction, TransactionIdReused, UnknownTransaction
 from services.ingest.domain.pan import PanTokenizer
 from services.ingest.service_layer.handlers import IngestDeps, report_label, score_transaction
@@ -76,7 +77,9 @@ def make_deps() -> tuple[IngestDeps, FakeLog, FakeFeatures, FakeScoring]:
     log, feats = FakeLog(), FakeFeatures()
     scorer = FakeScoring(log)
     keys = SqliteSubjectKeyStore(Path(tempfile.mkdtemp()) / "subject-keys.db")
-    deps = IngestDeps(log=log, features=feats, scoring=scorer, tokenizer=PanTokenizer(b"s" * 32), subjects=keys)
+    deps = IngestDeps(
+        log=log, features=feats, scoring=scorer, tokenizer=PanTokenizer(b"s" * 32), subjects=SubjectResolver(keys)
+    )
     return deps, log, feats, scorer
 
 
@@ -97,7 +100,7 @@ async def test_pan_is_tokenized_before_anything_is_appended() -> None:
     token = deps.tokenizer.tokenize(PAN)
     assert token not in stored.SerializeToString().decode("latin-1")  # only sealed, under the card's own key
     assert stored.card_token == "" and len(stored.subject_id) == 32
-    subject = deps.subjects.find(token)
+    subject = deps.subjects.store.find(token)
     assert subject is not None and subject.subject_id == stored.subject_id
     assert open_sealed(subject, "card_token", stored.sealed_card_token) == token
     assert feats.calls[0].subject_id == stored.subject_id and feats.calls[0].card_token == ""
@@ -107,8 +110,8 @@ async def test_a_forgotten_card_reads_as_erased_and_comes_back_as_a_new_subject(
     deps, log, _, _ = make_deps()
     await score_transaction(request(), deps)
     first = log.received["tx-1"]
-    assert deps.subjects.forget(deps.tokenizer.tokenize(PAN)) == first.subject_id
-    assert read_field(deps.subjects, first.subject_id, "card_token", first.sealed_card_token) == ERASED
+    assert deps.subjects.store.forget(deps.tokenizer.tokenize(PAN)) == first.subject_id
+    assert read_field(deps.subjects.store, first.subject_id, "card_token", first.sealed_card_token) == ERASED
     await score_transaction(request("tx-2"), deps)
     assert log.received["tx-2"].subject_id not in ("", first.subject_id)
 
@@ -140,7 +143,7 @@ async def _event(deps: IngestDeps) -> events.TransactionReceived:
     from services.ingest.service_layer.handlers import to_event
 
     token = deps.tokenizer.tokenize(PAN)
-    return to_event(request(), token, deps.tokenizer.key_version, deps.subjects.get_or_create(token))
+    return to_event(request(), token, deps.tokenizer.key_version, deps.subjects.store.get_or_create(token))
 
 
 async def test_reused_id_for_another_transaction_is_refused() -> None:

@@ -7,7 +7,6 @@ died before deciding, finishes it: features and scoring are idempotent by transa
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,7 +15,8 @@ from fraud.events.v1 import transaction_events_pb2 as events
 from fraud.features.v1 import feature_service_pb2 as features
 from fraud.ingest.v1 import ingest_service_pb2 as ingest
 from fraud.scoring.v1 import scoring_service_pb2 as scoring
-from fraudshared.privacy import SubjectKey, SubjectKeyStore, seal
+from fraudshared.privacy import SubjectKey, seal
+from fraudshared.privacy.resolver import SubjectResolver
 from fraudshared.subjects import card_key
 from services.ingest.domain.errors import InvalidTransaction, TransactionIdReused, UnknownTransaction
 from services.ingest.domain.pan import PanTokenizer, luhn_valid
@@ -33,16 +33,11 @@ class IngestDeps:
     features: FeaturesClient
     scoring: ScoringClient
     tokenizer: PanTokenizer
-    subjects: SubjectKeyStore
+    subjects: SubjectResolver
     downstream_timeout_s: float = 2.0
 
 
 SEALED_CARD_TOKEN = "card_token"  # the field name sealed ciphertexts are bound to (fraudshared.privacy)
-
-
-async def subject_of(card_token: str, store: SubjectKeyStore) -> SubjectKey:
-    """The card's subject (random id + data key); a key-store write, off the event loop, on first sight."""
-    return store.peek(card_token) or await asyncio.to_thread(store.get_or_create, card_token)
 
 
 def card_token_of(request: ingest.ScoreTransactionRequest, tokenizer: PanTokenizer) -> str:
@@ -118,7 +113,7 @@ async def score_transaction(
         return deps.downstream_timeout_s if deadline is None else deadline - time.monotonic()
 
     card_token = card_token_of(request, deps.tokenizer)
-    subject = await subject_of(card_token, deps.subjects)
+    subject = await deps.subjects.resolve(card_token)
     event = to_event(request, card_token, deps.tokenizer.key_version, subject)
     stored = await deps.log.append_received(event)
     replayed = stored is not None
