@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from fraud.events.v1 import audit_events_pb2 as audit_pb
-from fraudctl.procfile import load_plan
+from fraudctl.procfile import running_nats_url
 from fraudshared.audit.check import AuditInputError
 from fraudshared.audit.jetstream import AuditReadError
 from fraudshared.audit.keys import AuditKeyError, KeyRing, verifying_key_from_hex
@@ -67,12 +67,10 @@ Body = Callable[[JetStreamContext], Awaitable[tuple[int, str]]]
 
 
 def _nats_url(nats_url: str | None, var_dir: Path) -> str:
-    if nats_url:
-        return nats_url
-    plan = load_plan(var_dir)
-    if plan is None or "FRAUD_NATS_URL" not in plan.env:
+    url = nats_url or running_nats_url(var_dir)
+    if not url:
         raise AuditCliError(f"no running platform under {var_dir} (start it with `fraudctl up`) and no --nats", 2)
-    return plan.env["FRAUD_NATS_URL"]
+    return url
 
 
 def verifying_keys(public_keys: list[str] | None, var_dir: Path) -> KeyRing:

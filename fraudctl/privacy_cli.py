@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 
 from fraud.events.v1 import privacy_events_pb2 as privacy_events
-from fraudctl.procfile import load_plan
+from fraudctl.procfile import running_nats_url
 from fraudctl.runtime import RuntimeErrorWithHint
 from fraudshared import subjects
 from fraudshared.events.once import OnceLog
@@ -54,12 +54,10 @@ def _card_token(card_token: str | None, pan_stdin: bool, var_dir: Path) -> str:
 
 
 def _nats_url(nats_url: str | None, var_dir: Path) -> str:
-    if nats_url:
-        return nats_url
-    plan = load_plan(var_dir)
-    if plan is None or "FRAUD_NATS_URL" not in plan.env:
+    url = nats_url or running_nats_url(var_dir)
+    if not url:
         raise PrivacyCliError(f"no running platform under {var_dir} (start it with `fraudctl up`) and no --nats")
-    return plan.env["FRAUD_NATS_URL"]
+    return url
 
 
 async def _record(url: str, erased: privacy_events.SubjectErased) -> bool:

@@ -279,3 +279,9 @@ def load_plan(var_dir: Path) -> Plan | None:
         return Plan.from_json(Paths(var_dir.resolve()).plan_file.read_text())
     except (OSError, ValueError, KeyError):
         return None
+
+
+def running_nats_url(var_dir: Path) -> str | None:
+    """FRAUD_NATS_URL of the runtime started in ``var_dir`` (for CLI commands that read the log), or None."""
+    plan = load_plan(var_dir)
+    return plan.env.get("FRAUD_NATS_URL") if plan is not None else None
