@@ -126,3 +126,32 @@ async def test_a_failed_append_voids_the_optimistic_fold() -> None:
     assert state.stale
     second = await compute_features(req("t2", 1), state, log)
     assert second.values[COUNT_1D] == 0.0 and state.applied == 1  # t1 was never recorded, so never counted
+
+
+async def test_the_rebuild_after_a_voided_fold_starts_from_the_latest_snapshot() -> None:
+    class FailOn(FakeFeatureLog):
+        fail_tx = "t3"
+        replayed_from: list[int] = []
+
+        async def append_computed(self, event: events.FeatureVectorComputed) -> tuple[None, int]:
+            if event.transaction_id == self.fail_tx:
+                self.fail_tx = ""
+                raise TimeoutError("no ack")
+            return await super().append_computed(event)  # type: ignore[return-value]
+
+        async def replay(self, from_seq: int = 1) -> AsyncIterator[tuple[int, events.FeatureVectorComputed]]:
+            self.replayed_from.append(from_seq)
+            async for item in super().replay(from_seq):
+                yield item
+
+    log, snapshots = FailOn(), MemorySnapshots()
+    state = await rebuild(log, snapshots, [0])
+    for i in range(2):
+        await compute_features(req(f"t{i + 1}", i), state, log)
+    await state.settle()
+    snapshots.save(state.snapshot([0]))  # covers t1, t2
+    with pytest.raises(TimeoutError):
+        await compute_features(req("t3", 2), state, log)
+    after = await compute_features(req("t4", 3), state, log)
+    assert log.replayed_from[-1] == 3  # from the snapshot's sequence on, not the whole log
+    assert after.values[COUNT_1D] == 2.0 and not state.stale  # t1 and t2 from the snapshot; t3 never recorded

@@ -45,6 +45,9 @@ class FeatureState:
     applied: int = 0
     pending: set[Append] = field(default_factory=set)
     stale: bool = False  # an optimistic fold turned out wrong: rebuild before the next computation
+    # Where a rebuild starts from (set by `rebuild`): the snapshot store and the partitions it must match.
+    snapshots: SnapshotStore | None = None
+    partitions: list[int] | None = None
 
     def acknowledged(self, append: Append) -> None:
         """Done-callback of a pipelined append: advance last_seq, or void the optimistic fold."""
@@ -113,6 +116,7 @@ async def rebuild(
             state = FeatureState()
     async for seq, event in log.replay(state.last_seq + 1):
         state.fold(seq, event)
+    state.snapshots, state.partitions = snapshots, partitions
     return state
 
 
@@ -185,9 +189,13 @@ async def apply_label(label: events.LabelReported, labels_seq: int, state: Featu
 
 
 async def _reset(state: FeatureState, log: FeatureLog) -> None:
-    """Replace the state by a rebuild from the log (called under the lock, after a voided fold)."""
+    """Replace the state by a rebuild (called under the lock, after a voided fold).
+
+    It starts from the latest snapshot, which only ever holds acknowledged events (snapshots are not taken
+    while the state is stale), and replays the log after it.
+    """
     await state.settle()
-    fresh = await rebuild(log)
+    fresh = await rebuild(log, state.snapshots, state.partitions)
     state.engine, state.recent, state.last_seq, state.labels_seq, state.applied = (
         fresh.engine,
         fresh.recent,
