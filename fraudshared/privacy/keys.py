@@ -67,6 +67,10 @@ class SubjectKeyStore(Protocol):
         """True when the subject with this id was destroyed by `forget`."""
         ...
 
+    def drop_cached(self, subject_id: str) -> None:
+        """Forget this process's cached copy of a subject (another process destroyed it: SubjectErased)."""
+        ...
+
 
 class KeyCache:
     """Bounded LRU of subjects by card token and by subject id; entries older than ``ttl_s`` are dropped.
@@ -103,6 +107,13 @@ class KeyCache:
                     self._entries.move_to_end(name)
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)
+
+    def evict_subject(self, subject_id: str) -> None:
+        """Drop every entry of a subject (by id or by card token); a rare scan, on an erasure."""
+        with self._lock:
+            self.epoch += 1
+            for name in [n for n, (_, s) in self._entries.items() if s.subject_id == subject_id]:
+                del self._entries[name]
 
     def evict(self, card_token: str, subject_id: str | None) -> None:
         with self._lock:
@@ -230,6 +241,9 @@ class SqliteSubjectKeyStore:
                 raise
             self._cache.evict(card_token, subject.subject_id if subject else None)
         return subject.subject_id if subject else None
+
+    def drop_cached(self, subject_id: str) -> None:
+        self._cache.evict_subject(subject_id)
 
     def is_forgotten(self, subject_id: str) -> bool:
         with self._lock:

@@ -71,6 +71,9 @@ class VaultSubjectKeyStore:
 
         return cls(secrets._client, mount_point=secrets._mount, before_call=renew, **options)
 
+    def drop_cached(self, subject_id: str) -> None:
+        self._cache.evict_subject(subject_id)
+
     def peek(self, card_token: str) -> SubjectKey | None:
         return self._cache.get(f"t:{card_token}")
 

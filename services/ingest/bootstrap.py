@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from fraud.events.v1 import privacy_events_pb2 as privacy_events
 from fraud.ingest.v1 import ingest_service_pb2 as ingest
 from fraud.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
+from fraudshared import subjects
 from fraudshared.config import ConfigError, EnvConfig, env_field
+from fraudshared.events.envelope import Envelope
+from fraudshared.events.follow import follow
 from fraudshared.events.once import OnceLog
 from fraudshared.grpc_server import ServicerSpec
 from fraudshared.pan_token import TOKEN_KEY_NAME, TOKEN_KEY_PATH
@@ -60,5 +64,11 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
         subjects=SubjectResolver(key_store),
         downstream_timeout_s=config.downstream_timeout_s,
     )
+
+    async def on_erased(seq: int, envelope: Envelope) -> None:  # `privacy forget` ran: drop our cached key now
+        key_store.drop_cached(envelope.payload(privacy_events.SubjectErased).subject_id)
+
+    erasures = await follow(ctx.js, ctx.store, "PRIVACY", subjects.PRIVACY_ALL, on_erased)
+    ctx.on_shutdown.append(erasures.stop)
     full_name = ingest.DESCRIPTOR.services_by_name["IngestService"].full_name
     return [(ingest_grpc.add_IngestServiceServicer_to_server, IngestServicer(deps), full_name)]

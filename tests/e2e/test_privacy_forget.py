@@ -136,3 +136,11 @@ async def test_forget_erases_the_card_token_while_the_log_still_verifies_and_rep
 
     again = await fraudctl(platform, "privacy", "forget", "--pan-stdin", stdin=FORGOTTEN, code=1)
     assert "already forgotten" in again and FORGOTTEN not in again
+
+    # Ingest dropped its cached key when SubjectErased reached it (not after its 60 s cache time): the card's
+    # next transaction starts a new subject, readable under a new key.
+    async with grpc.aio.insecure_channel(platform.address("ingest")) as channel:
+        await ingest_grpc.IngestServiceStub(channel).ScoreTransaction(request("pf-5", FORGOTTEN, 5), timeout=10)
+    reborn = await received(platform, "pf-5")
+    assert reborn.subject_id not in ("", before.subject_id)
+    assert read_field(fresh, reborn.subject_id, "card_token", reborn.sealed_card_token) == token
