@@ -86,11 +86,24 @@ class _History:
             events.popleft()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"events": [list(e[: 1 + self.quantities]) for e in self.events]}
+        """The entries as they are, running totals included: a copy of references (cheap under a lock)."""
+        return {"events": tuple(self.events)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
-        return cls([int(v) for v in event] for event in data["events"])
+        state = cls()
+        state._restore(data["events"])
+        return state
+
+    def _restore(self, entries: Iterable[Sequence[int]]) -> None:
+        """Entries with their running totals are taken as they are; (time, quantities) ones are re-added."""
+        full = 1 + 2 * self.quantities
+        rows = [tuple(int(v) for v in entry) for entry in entries]
+        if all(len(row) == full for row in rows):
+            self.events = deque(rows, maxlen=self.max_events)
+        else:
+            for row in sorted(rows, key=lambda r: r[0]):
+                self.add(row[0], *row[1 : 1 + self.quantities])
 
 
 class _Labelled(_History):
@@ -123,12 +136,13 @@ class _Labelled(_History):
                 del self.frauds[tx_id]
 
     def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "frauds": {k: list(v) for k, v in self.frauds.items()}}
+        return {**super().to_dict(), "frauds": dict(self.frauds)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
-        frauds = {k: (int(t), int(r)) for k, (t, r) in data.get("frauds", {}).items()}
-        return cls(([int(v) for v in event] for event in data["events"]), frauds)
+        state = cls(frauds={k: (int(t), int(r)) for k, (t, r) in data.get("frauds", {}).items()})
+        state._restore(data["events"])
+        return state
 
 
 class CardState(_Labelled):

@@ -60,7 +60,7 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
     config = FeaturesConfig.from_env()
     partitions = owned_partitions(config.partitions)
     feature_log = JetStreamFeatureLog(OnceLog(ctx.js, ctx.store, source="/fraud/features"), ctx.store, partitions)
-    snapshots = FileSnapshotStore(ctx.config.var_dir / "features" / f"snapshot-{_label(partitions)}.json")
+    snapshots = FileSnapshotStore(ctx.config.var_dir / "features" / f"snapshot-{_label(partitions)}.marshal")
     state = await rebuild(feature_log, snapshots, partitions)
     log.info(
         "features partitions %s at sequence %d (%d events replayed after the snapshot), %d cards",

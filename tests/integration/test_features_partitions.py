@@ -94,7 +94,7 @@ async def test_two_owners_split_partitions_and_a_killed_owner_restarts_with_the_
             assert list(response.values) == [float(v) for v in expected], (i, tx.tx_id)
             served[owner] += 1
         assert served["a"] > 100 and served["b"] > 100
-        assert list((tmp_path / "a" / "features").glob("snapshot-0-1-2-3.json"))
+        assert list((tmp_path / "a" / "features").glob("snapshot-0-1-2-3.marshal"))
     finally:
         await nc.close()
         for proc in procs.values():
