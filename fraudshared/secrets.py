@@ -96,6 +96,20 @@ class VaultSecretStore:
             raise SecretsError(f"Vault secret {self._mount}/{path} (version {current}) has no key {key!r}")
         return str(data[key]), current
 
+    @property
+    def client(self) -> hvac.Client:
+        """The authenticated hvac client, for other Vault-backed ports (call `ensure_token` before using it)."""
+        return self._client
+
+    @property
+    def mount_point(self) -> str:
+        return self._mount
+
+    def ensure_token(self) -> None:
+        """Log in again or renew the token when it is about to expire (what every read here does first)."""
+        with self._lock:
+            self._ensure_token()
+
     def put(self, path: str, values: Mapping[str, str]) -> int:
         """Writes a new version of the secret at ``path`` and returns its version number."""
         with self._lock:

@@ -63,13 +63,7 @@ class VaultSubjectKeyStore:
     @classmethod
     def from_secret_store(cls, secrets: VaultSecretStore, **options: Any) -> VaultSubjectKeyStore:
         """Shares the client (address, AppRole or token login, renewal) of the secrets port's Vault adapter."""
-
-        def renew() -> None:
-            # VaultSecretStore has no public hook for this yet; its own reads do exactly the same.
-            with secrets._lock:
-                secrets._ensure_token()
-
-        return cls(secrets._client, mount_point=secrets._mount, before_call=renew, **options)
+        return cls(secrets.client, mount_point=secrets.mount_point, before_call=secrets.ensure_token, **options)
 
     def drop_cached(self, subject_id: str) -> None:
         self._cache.evict_subject(subject_id)
