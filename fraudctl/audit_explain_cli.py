@@ -49,11 +49,11 @@ def _card(tx: Any, var_dir: Path) -> str:
     """The card as an auditor may see it: subject id, and the sealed card token unless it was erased."""
     if not tx.subject_id:
         return f"card token {tx.card_token[:12]}... (written before erasure support)"
-    from fraudshared.privacy import PrivacyError, read_field, subject_key_store_from_env
+    from fraudshared.privacy import CARD_TOKEN_FIELD, PrivacyError, read_field, subject_key_store_from_env
 
     try:
         token = read_field(
-            subject_key_store_from_env(var_dir=var_dir), tx.subject_id, "card_token", tx.sealed_card_token
+            subject_key_store_from_env(var_dir=var_dir), tx.subject_id, CARD_TOKEN_FIELD, tx.sealed_card_token
         )
     except PrivacyError as exc:
         token = f"<unreadable: {exc}>"

@@ -4,7 +4,7 @@ Events carry a random ``subject_id`` in clear and personal fields sealed with th
 the key store forgets the card, those fields read as `ERASED` and the id links to nobody. See docs/privacy.md.
 """
 
-from fraudshared.privacy.cipher import ERASED, open_sealed, read_field, seal
+from fraudshared.privacy.cipher import CARD_TOKEN_FIELD, ERASED, open_sealed, read_field, seal
 from fraudshared.privacy.keys import (
     PrivacyError,
     SqliteSubjectKeyStore,
@@ -14,6 +14,7 @@ from fraudshared.privacy.keys import (
 from fraudshared.privacy.vault_keys import VaultSubjectKeyStore, subject_key_store_from_env
 
 __all__ = [
+    "CARD_TOKEN_FIELD",
     "ERASED",
     "PrivacyError",
     "SqliteSubjectKeyStore",

@@ -18,6 +18,7 @@ from fraudshared.privacy.keys import PrivacyError, SubjectKey, SubjectKeyStore
 FORMAT_VERSION = 1
 NONCE_BYTES = 12
 TAG_BYTES = 16
+CARD_TOKEN_FIELD = "card_token"  # what TransactionReceived.sealed_card_token is bound to (associated data)
 ERASED = "<erased>"
 
 

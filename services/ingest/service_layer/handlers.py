@@ -15,7 +15,7 @@ from fraud.events.v1 import transaction_events_pb2 as events
 from fraud.features.v1 import feature_service_pb2 as features
 from fraud.ingest.v1 import ingest_service_pb2 as ingest
 from fraud.scoring.v1 import scoring_service_pb2 as scoring
-from fraudshared.privacy import SubjectKey, seal
+from fraudshared.privacy import CARD_TOKEN_FIELD, SubjectKey, seal
 from fraudshared.privacy.resolver import SubjectResolver
 from fraudshared.subjects import card_key
 from services.ingest.domain.errors import InvalidTransaction, TransactionIdReused, UnknownTransaction
@@ -37,9 +37,6 @@ class IngestDeps:
     downstream_timeout_s: float = 2.0
 
 
-SEALED_CARD_TOKEN = "card_token"  # the field name sealed ciphertexts are bound to (fraudshared.privacy)
-
-
 def card_token_of(request: ingest.ScoreTransactionRequest, tokenizer: PanTokenizer) -> str:
     """Check and tokenize the PAN; the PAN goes no further than this."""
     if not luhn_valid(request.pan):
@@ -59,7 +56,7 @@ def to_event(
         schema_version=SCHEMA_VERSION,
         transaction_id=request.transaction_id,
         subject_id=subject.subject_id,
-        sealed_card_token=seal(subject, SEALED_CARD_TOKEN, card_token),
+        sealed_card_token=seal(subject, CARD_TOKEN_FIELD, card_token),
         terminal_id=request.terminal_id,
         amount=request.amount,
         event_time=request.event_time,
