@@ -112,7 +112,7 @@ async def rebuild(
     if snapshot is not None and snapshot.get("partitions") == partitions:
         try:
             state = FeatureState.from_snapshot(snapshot)
-        except (KeyError, ValueError):  # another feature-set version or a damaged file: replay everything
+        except (KeyError, ValueError, TypeError):  # another feature-set version or damaged content: replay all
             state = FeatureState()
     async for seq, event in log.replay(state.last_seq + 1):
         state.fold(seq, event)
@@ -164,7 +164,7 @@ async def compute_features(
 
 
 async def apply_label(label: events.LabelReported, labels_seq: int, state: FeatureState, log: FeatureLog) -> bool:
-    """Fold a delayed label into terminal state and record where (returns False when already folded)."""
+    """Fold a delayed label into terminal and card state and record where (False when already folded)."""
     async with state.lock:
         if state.stale:
             await _reset(state, log)
