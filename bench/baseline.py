@@ -2,6 +2,10 @@
 
 Its closed-loop throughput on this machine is the yardstick: the platform's max throughput is reported as
 a ratio to it, which holds on a noisy 2-core machine where absolute numbers drift.
+
+`triton_model` swaps onnxruntime for the same model in Triton (the platform's first rung), as a second,
+informative reference: what the bare loop reaches once inference is a Triton call, before any of the
+platform's own hops.
 """
 
 from __future__ import annotations
@@ -20,16 +24,18 @@ from fraud.ingest.v1 import ingest_service_pb2 as ingest
 from fraudml.onnx_export import onnx_session
 from fraudshared.events.streams import StreamSpec, ensure_streams
 from fraudshared.service import run_event_loop
+from services.scoring.adapters.triton_runner import TritonRunner
 
 METHOD = "/bench.Echo/Score"
 
 
 async def run(
     nats_url: str, onnx_bytes: bytes, n_features: int, requests: list[ingest.ScoreTransactionRequest],
-    concurrency: int, seconds: float,
+    concurrency: int, seconds: float, triton: tuple[str, str] | None = None,
 ) -> RunStats:  # fmt: skip
     session = onnx_session(onnx_bytes)
     input_name = session.get_inputs()[0].name
+    runner = TritonRunner(triton[0]) if triton else None
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     await ensure_streams(js, [StreamSpec("BENCH_BASELINE", ("bench.baseline.>",), "baseline publishes")])
@@ -39,7 +45,10 @@ async def run(
     async def score(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         message = ingest.ScoreTransactionRequest.FromString(request)
         vector[0, 0] = message.amount.amount_minor / 100
-        probability = float(session.run(None, {input_name: vector})[0][0, 0])
+        if runner is not None and triton is not None:
+            probability = await runner.score(triton[1], vector[0].tolist(), timeout=5.0)
+        else:
+            probability = float(session.run(None, {input_name: vector})[0][0, 0])
         msg_id = f"{message.transaction_id}-{next(sequence)}"  # unique: a dedupe hit would skip the write
         await js.publish(f"bench.baseline.{next(sequence) % 8}", request, headers={"Nats-Msg-Id": msg_id})
         return ingest.ScoreTransactionResponse(
@@ -75,9 +84,21 @@ async def run(
     finally:
         await server.stop(0)
         await nc.drain()
-    return RunStats.build("baseline closed-loop", latencies, elapsed, errors, Counter())
+        if runner is not None:
+            await runner.close()
+    name = "baseline with Triton closed-loop" if triton else "baseline closed-loop"
+    return RunStats.build(name, latencies, elapsed, errors, Counter())
 
 
-def main_sync(nats_url: str, model: Path, n_features: int, requests: list[ingest.ScoreTransactionRequest]) -> RunStats:
+def main_sync(
+    nats_url: str,
+    model: Path,
+    n_features: int,
+    requests: list[ingest.ScoreTransactionRequest],
+    triton: tuple[str, str] | None = None,
+) -> RunStats:
+    """One baseline run; `triton` = (gRPC URL, Triton model name) scores through Triton instead."""
     # Same event loop as the services (FRAUD_EVENT_LOOP): the ratio compares like with like.
-    return run_event_loop(run(nats_url, model.read_bytes(), n_features, requests, concurrency=16, seconds=10.0))
+    return run_event_loop(
+        run(nats_url, model.read_bytes(), n_features, requests, concurrency=16, seconds=10.0, triton=triton)
+    )
