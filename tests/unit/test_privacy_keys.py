@@ -6,7 +6,7 @@ import os
 import stat
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import hvac
@@ -15,6 +15,7 @@ import pytest
 from fraudshared.privacy import (
     PrivacyError,
     SqliteSubjectKeyStore,
+    SubjectKey,
     SubjectKeyStore,
     VaultSubjectKeyStore,
     subject_key_store_from_env,
@@ -46,6 +47,23 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-
 
 
 # ---- contract: every adapter ------------------------------------------------------------------------------
+
+
+def race_get_or_create(stores: Sequence[SubjectKeyStore]) -> list[SubjectKey]:
+    """Every store asks for the same new card at the same moment, one thread each."""
+    barrier = threading.Barrier(len(stores))
+    results: list[SubjectKey] = []
+
+    def create(store: SubjectKeyStore) -> None:
+        barrier.wait()
+        results.append(store.get_or_create(CARD))
+
+    threads = [threading.Thread(target=create, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return results
 
 
 def test_first_use_creates_a_random_subject_with_a_256_bit_key(backend) -> None:  # type: ignore[no-untyped-def]
@@ -155,20 +173,8 @@ def test_sqlite_forget_leaves_no_copy_of_the_key_or_card_in_the_files(tmp_path: 
 def test_sqlite_instances_racing_on_a_new_card_agree(tmp_path: Path) -> None:
     path = tmp_path / "subject-keys.db"
     stores = [SqliteSubjectKeyStore(path) for _ in range(8)]
-    barrier = threading.Barrier(len(stores))
-    results: list[object] = []
-
-    def create(store: SqliteSubjectKeyStore) -> None:
-        barrier.wait()
-        results.append(store.get_or_create(CARD))
-
-    threads = [threading.Thread(target=create, args=(store,)) for store in stores]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-
-    assert len(results) == len(stores) and len(set(results)) == 1  # type: ignore[arg-type]
+    results = race_get_or_create(stores)
+    assert len(results) == len(stores) and len(set(results)) == 1
 
 
 def test_sqlite_processes_racing_on_a_new_card_agree(tmp_path: Path) -> None:
@@ -224,20 +230,8 @@ def test_vault_hot_path_reads_once(vault: FakeVault) -> None:
 
 def test_vault_instances_racing_on_a_new_card_agree_and_leave_no_orphan_key(vault: FakeVault) -> None:
     stores = [vault_store(vault) for _ in range(6)]
-    barrier = threading.Barrier(len(stores))
-    results: list[object] = []
-
-    def create(store: VaultSubjectKeyStore) -> None:
-        barrier.wait()
-        results.append(store.get_or_create(CARD))
-
-    threads = [threading.Thread(target=create, args=(store,)) for store in stores]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-
-    assert len(results) == len(stores) and len(set(results)) == 1  # type: ignore[arg-type]
+    results = race_get_or_create(stores)
+    assert len(results) == len(stores) and len(set(results)) == 1
     assert len([path for _, path in vault.kv if path.startswith("privacy/subject-ids/")]) == 1
 
 
