@@ -194,7 +194,7 @@ def allocate_ports(components: Sequence[str], environ: Mapping[str, str] | None 
 
 # governance (registry, notary) and monitor never sit on the path of a decision.
 BACKGROUND_SERVICES = ("governance", "monitor")
-BACKGROUND_NICENESS = 10
+BACKGROUND_NICENESS = 19
 
 
 def build_plan(var_dir: Path, ports: Ports, python: str, components: Sequence[str] = ALL) -> Plan:
@@ -237,8 +237,8 @@ def build_plan(var_dir: Path, ports: Ports, python: str, components: Sequence[st
             env["FRAUD_TRITON_MODEL_REPO"] = str(paths.model_repo)
         else:
             # Off-hot-path services yield the CPU to the decision path when the machine is saturated.
-            nice = ["nice", "-n", str(BACKGROUND_NICENESS)] if name in BACKGROUND_SERVICES else []
-            comps[name] = Component(name, [*nice, python, "-m", f"services.{name}"], dict(p))
+            own = {"FRAUD_CPU_NICENESS": str(BACKGROUND_NICENESS)} if name in BACKGROUND_SERVICES else {}
+            comps[name] = Component(name, [python, "-m", f"services.{name}"], dict(p), own)
             env[f"FRAUD_{name.upper()}_GRPC_PORT"] = str(p["grpc"])
             env[f"FRAUD_{name.upper()}_METRICS_PORT"] = str(p["metrics"])
             env[f"FRAUD_{name.upper()}_ADDR"] = f"{HOST}:{p['grpc']}"
