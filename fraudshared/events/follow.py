@@ -2,7 +2,11 @@
 
 Used by services that fold a stream into in-memory state (scoring folds MODELS, monitor folds PREDICTIONS).
 Live delivery is an ephemeral pull consumer read in batches (no acks): one wake-up handles every event that
-arrived meanwhile, which under load costs far less CPU than a callback per message.
+arrived meanwhile, which under load costs far less CPU than a callback per message. A follower off the hot
+path can also `linger`: after a batch that was not full it waits that long before reading again, so a busy
+stream is read in large batches instead of one read per event (measured: the monitor spent ~0.3 ms of CPU per
+decision at 300 tx/s following PREDICTIONS without it). A lone event after a quiet spell is still handled at
+once; lingering only delays the events that follow it, by at most `linger_s`.
 """
 
 from __future__ import annotations
@@ -26,7 +30,13 @@ IDLE_WAIT_S = 5.0
 
 
 async def follow(
-    js: JetStreamContext, store: EventStore, stream: str, subject: str, handler: Handler, from_seq: int = 1
+    js: JetStreamContext,
+    store: EventStore,
+    stream: str,
+    subject: str,
+    handler: Handler,
+    from_seq: int = 1,
+    linger_s: float = 0.0,
 ) -> Follower:
     """Apply every stored event from `from_seq` to `handler(seq, envelope)`, then keep applying new ones.
 
@@ -59,6 +69,8 @@ async def follow(
                     await _call(handler, seq, from_nats(msg.headers, msg.data))
                 except Exception:
                     log.exception("follower of %s failed on sequence %d", stream, seq)
+            if linger_s > 0 and len(batch) < BATCH:
+                await asyncio.sleep(linger_s)
 
     return Follower(subscription, asyncio.ensure_future(pump()))
 

@@ -40,6 +40,10 @@ class ScoringConfig(EnvConfig):
     # Triton circuit breaker: open after this many consecutive failures, probe again after reset_s.
     breaker_failures: int = env_field("FRAUD_SCORING_BREAKER_FAILURES", 5)
     breaker_reset_s: float = env_field("FRAUD_SCORING_BREAKER_RESET_S", 5.0)
+    # Micro-batching of Triton calls: at most this many vectors per call (1 = a call per vector), and at most
+    # this many calls per model at once (vectors arriving meanwhile wait and go together in the next call).
+    triton_batch_rows: int = env_field("FRAUD_SCORING_TRITON_BATCH_ROWS", 64)
+    triton_calls_in_flight: int = env_field("FRAUD_SCORING_TRITON_CALLS_IN_FLIGHT", 2)
 
 
 async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
@@ -56,7 +60,9 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
     subscription = await follow(
         ctx.js, ctx.store, MODELS, subjects.MODELS_ALL, catalog_folder(catalog, prepare_local_copies)
     )
-    runner = TritonRunner(config.triton_grpc_url)
+    if not 1 <= config.triton_batch_rows <= 64 or config.triton_calls_in_flight < 1:
+        raise ConfigError("FRAUD_SCORING_TRITON_BATCH_ROWS must be 1-64 and FRAUD_SCORING_TRITON_CALLS_IN_FLIGHT >= 1")
+    runner = TritonRunner(config.triton_grpc_url, config.triton_batch_rows, config.triton_calls_in_flight)
     ctx.on_shutdown += [subscription.stop, runner.close, local.close]
     deps = ScoringDeps(
         catalog=catalog,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +28,7 @@ from fraudshared.events import (
     event_id,
     new_envelope,
 )
+from fraudshared.events.follow import follow
 from fraudshared.nats_server import (
     NatsServer,
     NatsServerNotFound,
@@ -219,3 +221,30 @@ async def test_stored_old_payload_is_read_as_current_version(js: JetStreamContex
     current = registry.upcast(stored.envelope)
     assert current.schema_version == 2
     assert current.payload(money_pb2.Money) == money_pb2.Money(amount_minor=1234, currency="EUR")
+
+
+async def test_a_lingering_follower_reads_a_burst_in_one_batch(js: JetStreamContext, unique_stream: StreamSpec) -> None:
+    store, base = EventStore(js), prefix(unique_stream)
+    seen: list[tuple[int, float]] = []
+    first_seen, all_seen = asyncio.Event(), asyncio.Event()
+
+    def on_event(seq: int, _: Envelope) -> None:
+        seen.append((seq, time.monotonic()))
+        first_seen.set()
+        if len(seen) == 11:
+            all_seen.set()
+
+    follower = await follow(js, store, unique_stream.name, f"{base}.>", on_event, linger_s=0.6)
+    try:
+        first = time.monotonic()
+        await store.append_many([AppendRequest(envelope("tx-0"), f"{base}.card-0")])
+        await asyncio.wait_for(first_seen.wait(), 5)
+        assert seen[0][1] - first < 0.5  # a lone event after a quiet spell is handled at once
+        await store.append_many([AppendRequest(envelope(f"tx-{i}"), f"{base}.card-{i}") for i in range(1, 11)])
+        await asyncio.wait_for(all_seen.wait(), 5)
+        assert [seq for seq, _ in seen] == list(range(1, 12))
+        # The burst arrived while the follower lingered after the first event: read together once it ended.
+        burst = [t for _, t in seen[1:]]
+        assert min(burst) - seen[0][1] >= 0.5 and max(burst) - min(burst) < 0.05
+    finally:
+        await follower.stop()

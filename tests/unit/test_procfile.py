@@ -71,6 +71,7 @@ def test_plan_wires_every_component_to_its_peers(plan: Plan, tmp_path: Path) -> 
         assert env[f"FRAUD_{name.upper()}_ADDR"] == plan.address(name) == f"127.0.0.1:{comp.ports['grpc']}"
     nats = plan.components["nats"].command
     assert str(plan.components["nats"].ports["client"]) in nats and str(var / "nats") in nats
+    assert plan.components["nats"].env == {"GOMAXPROCS": "1"}
     triton = " ".join(plan.components["triton"].command)
     assert "tritonserver" in triton and str(var / "triton" / "models") in triton
     assert "0.0.0.0" not in triton
