@@ -96,6 +96,8 @@ class TritonRunner:
             task = asyncio.ensure_future(self._call(key, live))
             self._calls.add(task)
             task.add_done_callback(self._calls.discard)
+        if not queue.rows and not queue.in_flight:
+            del self._queues[key]
 
     async def _call(self, key: tuple[str, int], rows: list[_Row]) -> None:
         name = key[0]
@@ -119,6 +121,8 @@ class TritonRunner:
             if queue.rows and not queue.scheduled:
                 queue.scheduled = True
                 asyncio.get_running_loop().call_soon(self._send, key)
+            elif not queue.rows and not queue.in_flight and not queue.scheduled:
+                del self._queues[key]  # idle: keys never pile up (a retired model, a malformed vector's length)
 
     async def _infer(self, name: str, matrix: np.ndarray, timeout: float) -> np.ndarray:
         """One ModelInfer of `matrix` (rows x features); one probability per row, or InferenceError."""
