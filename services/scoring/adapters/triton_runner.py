@@ -96,7 +96,11 @@ class TritonRunner:
             task = asyncio.ensure_future(self._call(key, live))
             self._calls.add(task)
             task.add_done_callback(self._calls.discard)
-        if not queue.rows and not queue.in_flight:
+        self._drop_if_idle(key, queue)
+
+    def _drop_if_idle(self, key: tuple[str, int], queue: _Queue) -> None:
+        """Forget an idle queue, so keys never pile up (a retired model, a malformed vector's length)."""
+        if not queue.rows and not queue.in_flight and not queue.scheduled:
             del self._queues[key]
 
     async def _call(self, key: tuple[str, int], rows: list[_Row]) -> None:
@@ -121,8 +125,7 @@ class TritonRunner:
             if queue.rows and not queue.scheduled:
                 queue.scheduled = True
                 asyncio.get_running_loop().call_soon(self._send, key)
-            elif not queue.rows and not queue.in_flight and not queue.scheduled:
-                del self._queues[key]  # idle: keys never pile up (a retired model, a malformed vector's length)
+            self._drop_if_idle(key, queue)
 
     async def _infer(self, name: str, matrix: np.ndarray, timeout: float) -> np.ndarray:
         """One ModelInfer of `matrix` (rows x features); one probability per row, or InferenceError."""
