@@ -82,4 +82,13 @@ def features_rpc_partition(partition: int) -> str:
     return f"fraud.rpc.features.compute.{partition}"
 
 
+def features_decide(card_token: str, partitions: int = DEFAULT_PARTITIONS) -> str:
+    """Subject where the card's features owner computes the vector and forwards it to scoring (rpc.Forward)."""
+    return features_decide_partition(partition_of(card_token, partitions))
+
+
+def features_decide_partition(partition: int) -> str:
+    return f"fraud.rpc.features.decide.{partition}"
+
+
 SCORING_RPC = "fraud.rpc.scoring.score"

@@ -11,11 +11,12 @@ from fraud.features.v1 import feature_service_pb2 as features
 from fraud.features.v1 import feature_service_pb2_grpc as features_grpc
 from fraudshared import subjects
 from fraudshared.config import ConfigError, EnvConfig, env_field
+from fraudshared.decision_chain import score_request
 from fraudshared.events.envelope import Envelope
 from fraudshared.events.follow import follow
 from fraudshared.events.once import OnceLog
 from fraudshared.grpc_server import ServicerSpec
-from fraudshared.rpc import RpcServer
+from fraudshared.rpc import Forward, RpcServer
 from fraudshared.service import ServiceContext
 from fraudshared.telemetry import get_logger
 from services.features.adapters.event_log import JetStreamFeatureLog
@@ -103,12 +104,16 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
         return await compute_features(request, state, feature_log)
 
     server = RpcServer(
-        subjects.features_rpc_partition(0), features.ComputeFeaturesRequest, handle, config.max_in_flight
-    )
-    for partition in partitions:
-        subject = subjects.features_rpc_partition(partition)
-        subscription = await ctx.nc.subscribe(subject, queue=f"features-{partition}", cb=server.on_message)
-        ctx.on_shutdown.append(subscription.unsubscribe)
+        subjects.features_rpc_partition(0), features.ComputeFeaturesRequest, handle, config.max_in_flight,
+        service="features", forward=Forward(subjects.SCORING_RPC, score_request),
+    )  # fmt: skip
+    for partition in partitions:  # compute answers the caller; decide forwards the vector to scoring
+        for subject, callback in (
+            (subjects.features_rpc_partition(partition), server.on_message),
+            (subjects.features_decide_partition(partition), server.on_message_forwarded),
+        ):
+            subscription = await ctx.nc.subscribe(subject, queue=f"features-{partition}", cb=callback)
+            ctx.on_shutdown.append(subscription.unsubscribe)
     ctx.on_shutdown += [labels.stop, server.drain, snapshotter.cancel, save_snapshot]
     full_name = features.DESCRIPTOR.services_by_name["FeatureService"].full_name
     return [(features_grpc.add_FeatureServiceServicer_to_server, FeatureServicer(state, feature_log), full_name)]

@@ -21,12 +21,17 @@ from fraudshared.rpc import RpcClient
 from fraudshared.secrets import secret_store_from_env
 from fraudshared.service import ServiceContext
 from services.ingest.adapters.event_log import JetStreamTransactionLog
-from services.ingest.adapters.grpc_clients import GrpcFeaturesClient, GrpcScoringClient, channel
-from services.ingest.adapters.nats_clients import NatsFeaturesClient, NatsScoringClient
+from services.ingest.adapters.grpc_clients import (
+    GrpcFeaturesClient,
+    GrpcScoringClient,
+    SequentialDecisionPath,
+    channel,
+)
+from services.ingest.adapters.nats_clients import NatsDecisionPath
 from services.ingest.domain.pan import PanTokenizer
 from services.ingest.entrypoints.grpc_servicer import IngestServicer
 from services.ingest.service_layer.handlers import IngestDeps
-from services.ingest.service_layer.ports import FeaturesClient, ScoringClient
+from services.ingest.service_layer.ports import DecisionPath
 
 
 @dataclass(frozen=True)
@@ -44,22 +49,19 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
     config = IngestConfig.from_env()
     key_hex, key_version = secret_store_from_env().get_version(TOKEN_KEY_PATH, TOKEN_KEY_NAME)
     tokenizer = PanTokenizer(bytes.fromhex(key_hex), key_version)
-    features_client: FeaturesClient
-    scoring_client: ScoringClient
+    decisions: DecisionPath
     if config.internal_transport == "grpc":
         features_channel, scoring_channel = channel(config.features_addr), channel(config.scoring_addr)
         ctx.on_shutdown += [features_channel.close, scoring_channel.close]
-        features_client, scoring_client = GrpcFeaturesClient(features_channel), GrpcScoringClient(scoring_channel)
-    elif config.internal_transport == "nats":
-        rpc = RpcClient(ctx.nc)
-        features_client, scoring_client = NatsFeaturesClient(rpc), NatsScoringClient(rpc)
+        decisions = SequentialDecisionPath(GrpcFeaturesClient(features_channel), GrpcScoringClient(scoring_channel))
+    elif config.internal_transport == "nats":  # features forwards its vector to scoring, which answers us
+        decisions = NatsDecisionPath(RpcClient(ctx.nc))
     else:
         raise ConfigError(f"FRAUD_INTERNAL_TRANSPORT must be nats or grpc, got {config.internal_transport!r}")
     key_store = subject_key_store_from_env(var_dir=ctx.config.var_dir)
     deps = IngestDeps(
         log=JetStreamTransactionLog(OnceLog(ctx.js, ctx.store, source="/fraud/ingest")),
-        features=features_client,
-        scoring=scoring_client,
+        decisions=decisions,
         tokenizer=tokenizer,
         subjects=SubjectResolver(key_store),
         downstream_timeout_s=config.downstream_timeout_s,

@@ -79,7 +79,9 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
     async def handle(request: scoring.ScoreFeaturesRequest, deadline: float | None) -> scoring.ScoreFeaturesResponse:
         return await score_features(request, deps, deadline)
 
-    server = RpcServer(subjects.SCORING_RPC, scoring.ScoreFeaturesRequest, handle, config.max_in_flight)
+    server = RpcServer(
+        subjects.SCORING_RPC, scoring.ScoreFeaturesRequest, handle, config.max_in_flight, service="scoring"
+    )
     subscription_rpc = await server.subscribe(ctx.nc, queue="scoring")
     ctx.on_shutdown += [subscription_rpc.unsubscribe, server.drain]
     full_name = scoring.DESCRIPTOR.services_by_name["ScoringService"].full_name

@@ -17,6 +17,7 @@ from fraud.scoring.v1 import scoring_service_pb2 as scoring
 from fraudshared.privacy import ERASED, open_sealed, read_field
 from fraudshared.privacy.keys import SqliteSubjectKeyStore
 from fraudshared.privacy.resolver import SubjectResolver
+from services.ingest.adapters.grpc_clients import SequentialDecisionPath
 from services.ingest.domain.errors import InvalidTransaction, TransactionIdReused, UnknownTransaction
 from services.ingest.domain.pan import PanTokenizer
 from services.ingest.service_layer.handlers import IngestDeps, report_label, score_transaction
@@ -78,7 +79,10 @@ def make_deps() -> tuple[IngestDeps, FakeLog, FakeFeatures, FakeScoring]:
     scorer = FakeScoring(log)
     keys = SqliteSubjectKeyStore(Path(tempfile.mkdtemp()) / "subject-keys.db")
     deps = IngestDeps(
-        log=log, features=feats, scoring=scorer, tokenizer=PanTokenizer(b"s" * 32), subjects=SubjectResolver(keys)
+        log=log,
+        decisions=SequentialDecisionPath(feats, scorer),
+        tokenizer=PanTokenizer(b"s" * 32),
+        subjects=SubjectResolver(keys),
     )
     return deps, log, feats, scorer
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import grpc
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
@@ -9,7 +11,9 @@ from fraud.features.v1 import feature_service_pb2 as features
 from fraud.features.v1 import feature_service_pb2_grpc as features_grpc
 from fraud.scoring.v1 import scoring_service_pb2 as scoring
 from fraud.scoring.v1 import scoring_service_pb2_grpc as scoring_grpc
+from fraudshared.decision_chain import score_request
 from services.ingest.adapters.downstream import downstream_failure
+from services.ingest.service_layer.ports import FeaturesClient, ScoringClient
 
 
 def channel(address: str) -> grpc.aio.Channel:
@@ -45,3 +49,16 @@ class GrpcScoringClient:
         except grpc.aio.AioRpcError as exc:
             raise _translate(exc, "scoring") from exc
         return response
+
+
+class SequentialDecisionPath:
+    """Features, then scoring: two calls, each within what is left of the caller's budget."""
+
+    def __init__(self, features_client: FeaturesClient, scoring_client: ScoringClient) -> None:
+        self._features = features_client
+        self._scoring = scoring_client
+
+    async def decide(self, request: features.ComputeFeaturesRequest, timeout: float) -> scoring.ScoreFeaturesResponse:
+        deadline = time.monotonic() + timeout
+        vector = await self._features.compute(request, timeout)
+        return await self._scoring.score(score_request(request, vector), deadline - time.monotonic())

@@ -1,4 +1,4 @@
-"""Features and scoring over NATS request-reply (the default internal transport; see fraudshared/rpc.py)."""
+"""The hot path over NATS request-reply (the default internal transport; see fraudshared/rpc.py)."""
 
 from __future__ import annotations
 
@@ -9,31 +9,15 @@ from fraudshared.rpc import RpcClient, RpcError
 from services.ingest.adapters.downstream import downstream_failure
 
 
-def _translate(exc: RpcError, what: str) -> Exception:
-    return downstream_failure(what, exc.code, exc.details)
+class NatsDecisionPath:
+    """One request to the card's features owner, which forwards the vector to scoring; scoring answers us."""
 
-
-class NatsFeaturesClient:
     def __init__(self, rpc: RpcClient) -> None:
         self._rpc = rpc
 
-    async def compute(
-        self, request: features.ComputeFeaturesRequest, timeout: float
-    ) -> features.ComputeFeaturesResponse:
+    async def decide(self, request: features.ComputeFeaturesRequest, timeout: float) -> scoring.ScoreFeaturesResponse:
+        subject = subjects.features_decide(subjects.card_key(request))
         try:
-            return await self._rpc.call(
-                subjects.features_rpc(subjects.card_key(request)), request, features.ComputeFeaturesResponse, timeout
-            )
-        except RpcError as exc:
-            raise _translate(exc, "features") from exc
-
-
-class NatsScoringClient:
-    def __init__(self, rpc: RpcClient) -> None:
-        self._rpc = rpc
-
-    async def score(self, request: scoring.ScoreFeaturesRequest, timeout: float) -> scoring.ScoreFeaturesResponse:
-        try:
-            return await self._rpc.call(subjects.SCORING_RPC, request, scoring.ScoreFeaturesResponse, timeout)
-        except RpcError as exc:
-            raise _translate(exc, "scoring") from exc
+            return await self._rpc.call(subject, request, scoring.ScoreFeaturesResponse, timeout)
+        except RpcError as exc:  # the service that failed is named in the reply; a timeout names neither
+            raise downstream_failure(exc.service or "features/scoring", exc.code, exc.details) from exc

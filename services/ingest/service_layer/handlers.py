@@ -14,13 +14,12 @@ from datetime import UTC, datetime
 from fraud.events.v1 import transaction_events_pb2 as events
 from fraud.features.v1 import feature_service_pb2 as features
 from fraud.ingest.v1 import ingest_service_pb2 as ingest
-from fraud.scoring.v1 import scoring_service_pb2 as scoring
 from fraudshared.privacy import CARD_TOKEN_FIELD, SubjectKey, seal
 from fraudshared.privacy.resolver import SubjectResolver
 from fraudshared.subjects import card_key
 from services.ingest.domain.errors import InvalidTransaction, TransactionIdReused, UnknownTransaction
 from services.ingest.domain.pan import PanTokenizer, luhn_valid
-from services.ingest.service_layer.ports import FeaturesClient, ScoringClient, TransactionLog
+from services.ingest.service_layer.ports import DecisionPath, TransactionLog
 
 SCHEMA_VERSION = 1
 
@@ -30,8 +29,7 @@ class IngestDeps:
     """What the use cases need, wired by bootstrap."""
 
     log: TransactionLog
-    features: FeaturesClient
-    scoring: ScoringClient
+    decisions: DecisionPath
     tokenizer: PanTokenizer
     subjects: SubjectResolver
     downstream_timeout_s: float = 2.0
@@ -123,7 +121,7 @@ async def score_transaction(
         prediction = await deps.log.find_prediction(card_key(event), event.transaction_id)
         if prediction is not None:
             return _response(prediction, replayed=True)
-    vector = await deps.features.compute(
+    decided = await deps.decisions.decide(
         features.ComputeFeaturesRequest(
             transaction_id=event.transaction_id,
             card_token=event.card_token,
@@ -132,17 +130,6 @@ async def score_transaction(
             amount=event.amount,
             event_time=event.event_time,
             terminal_location=event.terminal_location if event.HasField("terminal_location") else None,
-        ),
-        timeout=left(),
-    )
-    decided = await deps.scoring.score(
-        scoring.ScoreFeaturesRequest(
-            transaction_id=event.transaction_id,
-            card_token=event.card_token,
-            subject_id=event.subject_id,
-            feature_set_version=vector.feature_set_version,
-            values=vector.values,
-            event_time=event.event_time,
         ),
         timeout=left(),
     )

@@ -41,3 +41,9 @@ class ScoringClient(Protocol):
     async def score(self, request: scoring.ScoreFeaturesRequest, timeout: float) -> scoring.ScoreFeaturesResponse:
         """Decision for a feature vector."""
         ...
+
+
+class DecisionPath(Protocol):
+    async def decide(self, request: features.ComputeFeaturesRequest, timeout: float) -> scoring.ScoreFeaturesResponse:
+        """The transaction's features, then the decision on them (recorded once each, by transaction id)."""
+        ...
