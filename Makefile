@@ -8,7 +8,7 @@ GEN := gen/python
 IMAGE := build/image.binpb
 PROTOS := $(shell find proto -name '*.proto' 2>/dev/null)
 
-.PHONY: demo test venv gen lint typecheck proto-check unit integration e2e bench clean lock
+.PHONY: demo test venv gen lint typecheck proto-check unit integration e2e bench bench-ab clean lock
 
 demo: gen
 	$(PY) -m fraudctl demo
@@ -47,6 +47,11 @@ proto-check: gen
 
 bench: gen
 	$(PY) -m bench
+
+# This checkout against another revision, both platforms up at once, requests alternating (bench/paired.py).
+BASE ?= HEAD~1
+bench-ab: gen
+	$(PY) -m bench.paired --base $(BASE)
 
 lock:
 	rm -rf build/lockenv && $(PYTHON) -m venv build/lockenv && build/lockenv/bin/pip install -q -r requirements.in

@@ -1,0 +1,168 @@
+"""`make bench-ab BASE=<git rev>`: this checkout against another revision, both running at once.
+
+Runs of the same code on this shared 2-core machine differ by up to 1.7x (the machine's speed drifts), so
+sequential runs of two versions cannot show a 5% change. Here both platforms are up at the same time and one
+load generator alternates requests between them: every pair of requests meets the same machine, and the two
+latency distributions compare like with like. `BASE` is checked out into build/ab-<rev> (a git worktree,
+sharing this venv and this checkout's generated code, so it must not differ in protos).
+
+Phases: one in flight (pure latency, no queueing), then an open loop at `--rate` in all (half to each).
+Prints a table and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import grpc
+from rich.console import Console
+from rich.table import Table
+
+from bench.stats import RunStats
+from bench.workload import requests as make_requests
+from fraud.ingest.v1 import ingest_service_pb2 as ingest
+from fraud.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
+from fraudctl.demo import deploy
+from fraudctl.procfile import load_plan
+from fraudml.datagen import generate
+from fraudml.train import train
+
+ROOT = Path(__file__).resolve().parent.parent
+WARM_UP = 200
+
+
+def worktree(rev: str) -> Path:
+    """A checkout of `rev` under build/, with this checkout's venv and generated code."""
+    sha = subprocess.run(["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True, check=True)
+    path = ROOT / "build" / f"ab-{sha.stdout.strip()}"
+    if not path.exists():
+        subprocess.run(["git", "worktree", "add", "--detach", str(path), rev], cwd=ROOT, check=True)
+        shutil.copytree(ROOT / "gen", path / "gen")
+        (path / ".venv").symlink_to(ROOT / ".venv")
+    return path
+
+
+def fraudctl(root: Path, *args: str) -> None:
+    subprocess.run([sys.executable, "-m", "fraudctl", *args], cwd=root, check=True, capture_output=True)
+
+
+class Pair:
+    """Sends request i to platform i % 2 and keeps each platform's latencies apart."""
+
+    def __init__(self, stubs: list[ingest_grpc.IngestServiceStub], reqs: list[ingest.ScoreTransactionRequest]):
+        self.stubs, self.reqs, self.next = stubs, reqs, 0
+        self.latencies: list[list[float]] = [[], []]
+        self.errors: list[Counter[str]] = [Counter(), Counter()]
+
+    async def send(self, started: float | None = None) -> None:
+        i = self.next
+        self.next += 1
+        t0 = time.perf_counter() if started is None else started
+        try:
+            await self.stubs[i % 2].ScoreTransaction(self.reqs[i % len(self.reqs)], timeout=5.0)
+        except grpc.aio.AioRpcError as exc:
+            self.errors[i % 2][exc.code().name] += 1
+        else:
+            self.latencies[i % 2].append((time.perf_counter() - t0) * 1000)
+
+    def stats(self, label: str, seconds: float, names: list[str]) -> list[RunStats]:
+        return [
+            RunStats.build(f"{names[k]}: {label}", self.latencies[k], seconds, self.errors[k], Counter())
+            for k in (0, 1)
+        ]  # fmt: skip
+
+
+async def one_in_flight(pair: Pair, seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        await pair.send()
+
+
+async def open_loop(pair: Pair, seconds: float, rate: float) -> None:
+    tasks: set[asyncio.Task[None]] = set()
+    start = time.perf_counter()
+    for k in range(int(rate * seconds)):
+        scheduled = start + k / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.ensure_future(pair.send(scheduled))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    await asyncio.gather(*tasks)
+
+
+async def measure(addresses: list[str], names: list[str], seconds: float, rate: float) -> list[RunStats]:
+    reqs = make_requests(int(rate * seconds * 2) + 2000, os.urandom(4).hex())
+    channels = [grpc.aio.insecure_channel(address) for address in addresses]
+    results: list[RunStats] = []
+    try:
+        stubs = [ingest_grpc.IngestServiceStub(channel) for channel in channels]
+        pair = Pair(stubs, reqs)
+        for _ in range(WARM_UP):
+            await pair.send()
+        phases: list[tuple[str, Callable[[Pair], Coroutine[Any, Any, None]]]] = [
+            ("one in flight", lambda p: one_in_flight(p, seconds)),
+            (f"open loop {rate / 2:.0f} tx/s each", lambda p: open_loop(p, seconds, rate)),
+        ]
+        for label, phase in phases:
+            pair.latencies, pair.errors = [[], []], [Counter(), Counter()]
+            started = time.perf_counter()
+            await phase(pair)
+            results += pair.stats(label, time.perf_counter() - started, names)
+    finally:
+        for channel in channels:
+            await channel.close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--base", required=True, help="git revision to compare this checkout with")
+    parser.add_argument("--seconds", type=float, default=15.0, help="duration of each phase")
+    parser.add_argument("--rate", type=float, default=200.0, help="open-loop rate over both platforms")
+    opts = parser.parse_args()
+    console = Console()
+    base = worktree(opts.base)
+    roots, names = [base, ROOT], [f"base {opts.base}", "this checkout"]
+    var_dirs = [ROOT / "build" / f"ab-var-{k}" for k in (0, 1)]
+    try:
+        with console.status("starting both platforms and deploying one model to each"):
+            for root, var in zip(roots, var_dirs, strict=True):
+                shutil.rmtree(var, ignore_errors=True)
+                fraudctl(root, "up", "--var-dir", str(var))
+            result = train(generate(n_customers=300, n_terminals=3000, n_days=35, seed=7), train_days=21)
+            plans = [load_plan(var) for var in var_dirs]
+            addresses = []
+            for plan in plans:
+                assert plan is not None
+                asyncio.run(deploy(plan.address("governance"), result, console))
+                addresses.append(plan.address("ingest"))
+        with console.status("alternating requests between the two"):
+            runs = asyncio.run(measure(addresses, names, opts.seconds, opts.rate))
+    finally:
+        for root, var in zip(roots, var_dirs, strict=True):
+            subprocess.run([sys.executable, "-m", "fraudctl", "down", "--var-dir", str(var)], cwd=root, check=False)
+    table = Table(title=f"paired A/B: {names[0]} against {names[1]} (requests alternate)")
+    for column in ("run", "ok", "errors", "p50 ms", "p95 ms", "p99 ms"):
+        table.add_column(column, justify="left" if column in ("run", "errors") else "right")
+    for run in runs:
+        errors = json.dumps(run.errors) if run.errors else "0"
+        table.add_row(run.name, str(run.ok), errors, f"{run.p50_ms:.2f}", f"{run.p95_ms:.2f}", f"{run.p99_ms:.2f}")
+    console.print(table)
+    print(json.dumps({"base": opts.base, "runs": [run.to_dict() for run in runs]}))
+
+
+if __name__ == "__main__":
+    main()
