@@ -7,7 +7,8 @@ latency distributions compare like with like. `BASE` is checked out into build/a
 sharing this venv and this checkout's generated code, so it must not differ in protos).
 
 Phases: one in flight (pure latency, no queueing), then an open loop at `--rate` in all (half to each).
-Prints a table and one JSON line.
+Each phase also reports each platform's CPU per decision (all its processes, from /proc, in the same time
+window), the measure of cost that survives the machine's drift. Prints a table and one JSON line.
 """
 
 from __future__ import annotations
@@ -34,12 +35,14 @@ from bench.workload import requests as make_requests
 from fraud.ingest.v1 import ingest_service_pb2 as ingest
 from fraud.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
 from fraudctl.demo import deploy
-from fraudctl.procfile import load_plan
+from fraudctl.processes import our_processes
+from fraudctl.procfile import Paths, load_plan
 from fraudml.datagen import generate
 from fraudml.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 WARM_UP = 200
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def worktree(rev: str) -> Path:
@@ -51,6 +54,19 @@ def worktree(rev: str) -> Path:
         shutil.copytree(ROOT / "gen", path / "gen")
         (path / ".venv").symlink_to(ROOT / ".venv")
     return path
+
+
+def cpu_seconds(var_dir: Path) -> float:
+    """CPU time (user + system) used so far by the live processes of the platform in `var_dir`."""
+    total = 0.0
+    for pid in our_processes(Paths(var_dir.resolve())):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total
 
 
 def fraudctl(root: Path, *args: str) -> None:
@@ -76,11 +92,13 @@ class Pair:
         else:
             self.latencies[i % 2].append((time.perf_counter() - t0) * 1000)
 
-    def stats(self, label: str, seconds: float, names: list[str]) -> list[RunStats]:
-        return [
-            RunStats.build(f"{names[k]}: {label}", self.latencies[k], seconds, self.errors[k], Counter())
-            for k in (0, 1)
-        ]  # fmt: skip
+    def stats(self, label: str, seconds: float, names: list[str], cpu: list[float]) -> list[tuple[RunStats, float]]:
+        """Each platform's run and its CPU milliseconds per decision."""
+        runs = []
+        for k in (0, 1):
+            run = RunStats.build(f"{names[k]}: {label}", self.latencies[k], seconds, self.errors[k], Counter())
+            runs.append((run, 1000 * cpu[k] / max(1, run.ok)))
+        return runs
 
 
 async def one_in_flight(pair: Pair, seconds: float) -> None:
@@ -103,10 +121,12 @@ async def open_loop(pair: Pair, seconds: float, rate: float) -> None:
     await asyncio.gather(*tasks)
 
 
-async def measure(addresses: list[str], names: list[str], seconds: float, rate: float) -> list[RunStats]:
+async def measure(
+    addresses: list[str], var_dirs: list[Path], names: list[str], seconds: float, rate: float
+) -> list[tuple[RunStats, float]]:
     reqs = make_requests(int(rate * seconds * 2) + 2000, os.urandom(4).hex())
     channels = [grpc.aio.insecure_channel(address) for address in addresses]
-    results: list[RunStats] = []
+    results: list[tuple[RunStats, float]] = []
     try:
         stubs = [ingest_grpc.IngestServiceStub(channel) for channel in channels]
         pair = Pair(stubs, reqs)
@@ -118,9 +138,11 @@ async def measure(addresses: list[str], names: list[str], seconds: float, rate: 
         ]
         for label, phase in phases:
             pair.latencies, pair.errors = [[], []], [Counter(), Counter()]
+            cpu_before = [cpu_seconds(var) for var in var_dirs]
             started = time.perf_counter()
             await phase(pair)
-            results += pair.stats(label, time.perf_counter() - started, names)
+            cpu = [cpu_seconds(var) - before for var, before in zip(var_dirs, cpu_before, strict=True)]
+            results += pair.stats(label, time.perf_counter() - started, names, cpu)
     finally:
         for channel in channels:
             await channel.close()
@@ -150,18 +172,21 @@ def main() -> None:
                 asyncio.run(deploy(plan.address("governance"), result, console))
                 addresses.append(plan.address("ingest"))
         with console.status("alternating requests between the two"):
-            runs = asyncio.run(measure(addresses, names, opts.seconds, opts.rate))
+            runs = asyncio.run(measure(addresses, var_dirs, names, opts.seconds, opts.rate))
     finally:
         for root, var in zip(roots, var_dirs, strict=True):
             subprocess.run([sys.executable, "-m", "fraudctl", "down", "--var-dir", str(var)], cwd=root, check=False)
     table = Table(title=f"paired A/B: {names[0]} against {names[1]} (requests alternate)")
-    for column in ("run", "ok", "errors", "p50 ms", "p95 ms", "p99 ms"):
+    for column in ("run", "ok", "errors", "p50 ms", "p95 ms", "p99 ms", "CPU ms/decision"):
         table.add_column(column, justify="left" if column in ("run", "errors") else "right")
-    for run in runs:
+    for run, cpu_ms in runs:
         errors = json.dumps(run.errors) if run.errors else "0"
-        table.add_row(run.name, str(run.ok), errors, f"{run.p50_ms:.2f}", f"{run.p95_ms:.2f}", f"{run.p99_ms:.2f}")
+        table.add_row(
+            run.name, str(run.ok), errors, f"{run.p50_ms:.2f}", f"{run.p95_ms:.2f}", f"{run.p99_ms:.2f}",
+            f"{cpu_ms:.2f}",
+        )  # fmt: skip
     console.print(table)
-    print(json.dumps({"base": opts.base, "runs": [run.to_dict() for run in runs]}))
+    print(json.dumps({"base": opts.base, "runs": [{**run.to_dict(), "cpu_ms_per_decision": cpu} for run, cpu in runs]}))
 
 
 if __name__ == "__main__":
