@@ -59,3 +59,4 @@ lock:
 
 clean:
 	rm -rf $(GEN) build var
+	-git worktree prune

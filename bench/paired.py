@@ -4,7 +4,8 @@ Runs of the same code on this shared 2-core machine differ by up to 1.7x (the ma
 sequential runs of two versions cannot show a 5% change. Here both platforms are up at the same time and one
 load generator alternates requests between them: every pair of requests meets the same machine, and the two
 latency distributions compare like with like. `BASE` is checked out into build/ab-<rev> (a git worktree,
-sharing this venv and this checkout's generated code, so it must not differ in protos).
+sharing this venv and this checkout's generated code, so it must not differ in protos; it is kept for the
+next run, and `git worktree remove build/ab-<rev>` or `make clean` removes it).
 
 Phases: one in flight (pure latency, no queueing), then an open loop at `--rate` in all (half to each).
 Each phase also reports each platform's CPU per decision (all its processes, from /proc, in the same time
