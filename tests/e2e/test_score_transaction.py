@@ -195,3 +195,47 @@ async def test_a_caller_giving_up_mid_call_leaves_no_half_written_decision(
         ("PREDICTIONS", "fraud.predictions.made.*.e2e-cancelled"),
     ):
         assert await messages(platform, stream, subject) == 1, stream
+
+
+async def test_grpc_transport_decides_the_same_way_and_shares_the_log(
+    platform: Platform, deployed: str, stub: ingest_grpc.IngestServiceStub
+) -> None:
+    """A second ingest with FRAUD_INTERNAL_TRANSPORT=grpc calls features, then scoring, over gRPC."""
+    import os
+
+    from fraudshared.service import start_in_process
+    from services.ingest.bootstrap import bootstrap as ingest_bootstrap
+
+    env = {
+        "FRAUD_NATS_URL": platform.nats_url,
+        "FRAUD_VAR_DIR": str(platform.var_dir),
+        "FRAUD_INTERNAL_TRANSPORT": "grpc",
+        "FRAUD_FEATURES_ADDR": platform.address("features"),
+        "FRAUD_SCORING_ADDR": platform.address("scoring"),
+    }
+    saved = dict(os.environ)
+    os.environ.update(env)  # read by the bootstrap at start only
+    try:
+        service = await start_in_process("ingest", ingest_bootstrap)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    try:
+        async with grpc.aio.insecure_channel(service.address) as channel:
+            over_grpc = ingest_grpc.IngestServiceStub(channel)
+            decided = await over_grpc.ScoreTransaction(request("e2e-grpc-hop", minutes=-2), timeout=10)
+            assert decided.scoring_path == common.SCORING_PATH_TRITON and not decided.replayed
+            assert decided.model.version == deployed
+            large = await over_grpc.ScoreTransaction(request("e2e-grpc-large", amount=950_000), timeout=10)
+            assert large.decision in (common.DECISION_REVIEW, common.DECISION_DECLINE) and large.reason_codes
+    finally:
+        await service.stop()
+    # The NATS-transport ingest finds the same recorded decision: one log, whichever path made it.
+    again = await stub.ScoreTransaction(request("e2e-grpc-hop", minutes=-2), timeout=10)
+    assert again.replayed and (again.decision, again.score) == (decided.decision, decided.score)
+    for stream, subject in (
+        ("TRANSACTIONS", "fraud.tx.received.*.e2e-grpc-hop"),
+        ("FEATURES", "fraud.features.computed.*.e2e-grpc-hop"),
+        ("PREDICTIONS", "fraud.predictions.made.*.e2e-grpc-hop"),
+    ):
+        assert await messages(platform, stream, subject) == 1, stream
