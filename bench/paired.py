@@ -75,7 +75,11 @@ def fraudctl(root: Path, *args: str) -> None:
 
 
 class Pair:
-    """Sends request i to platform i % 2 and keeps each platform's latencies apart."""
+    """Sends each pair of requests to both platforms, first one then the other in turn; keeps them apart.
+
+    Swapping which platform goes first in each pair matters: with a fixed order, an A/A run of the same code
+    came out 1.5-2% cheaper on the second platform.
+    """
 
     def __init__(self, stubs: list[ingest_grpc.IngestServiceStub], reqs: list[ingest.ScoreTransactionRequest]):
         self.stubs, self.reqs, self.next = stubs, reqs, 0
@@ -85,13 +89,14 @@ class Pair:
     async def send(self, started: float | None = None) -> None:
         i = self.next
         self.next += 1
+        k = (i + i // 2) % 2  # 0 1 1 0 0 1 1 0 ...
         t0 = time.perf_counter() if started is None else started
         try:
-            await self.stubs[i % 2].ScoreTransaction(self.reqs[i % len(self.reqs)], timeout=5.0)
+            await self.stubs[k].ScoreTransaction(self.reqs[i % len(self.reqs)], timeout=5.0)
         except grpc.aio.AioRpcError as exc:
-            self.errors[i % 2][exc.code().name] += 1
+            self.errors[k][exc.code().name] += 1
         else:
-            self.latencies[i % 2].append((time.perf_counter() - t0) * 1000)
+            self.latencies[k].append((time.perf_counter() - t0) * 1000)
 
     def stats(self, label: str, seconds: float, names: list[str], cpu: list[float]) -> list[tuple[RunStats, float]]:
         """Each platform's run and its CPU milliseconds per decision."""
