@@ -36,14 +36,13 @@ from bench.workload import requests as make_requests
 from fraud.ingest.v1 import ingest_service_pb2 as ingest
 from fraud.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
 from fraudctl.demo import deploy
-from fraudctl.processes import our_processes
+from fraudctl.processes import cpu_time, our_processes
 from fraudctl.procfile import Paths, load_plan
 from fraudml.datagen import generate
 from fraudml.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 WARM_UP = 200
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def worktree(rev: str) -> Path:
@@ -59,15 +58,7 @@ def worktree(rev: str) -> Path:
 
 def cpu_seconds(var_dir: Path) -> float:
     """CPU time (user + system) used so far by the live processes of the platform in `var_dir`."""
-    total = 0.0
-    for pid in our_processes(Paths(var_dir.resolve())):
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return total
+    return sum(cpu_time(pid) or 0.0 for pid in our_processes(Paths(var_dir.resolve())))
 
 
 def fraudctl(root: Path, *args: str) -> None:

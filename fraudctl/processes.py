@@ -41,6 +41,14 @@ def uptime(pid: int) -> float | None:
     return boot_seconds - int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_time(pid: int) -> float | None:
+    """CPU seconds (user + system) ``pid`` has used so far, or None if it is gone."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _cmdline(pid: int) -> bytes:
     try:
         return (_PROC / str(pid) / "cmdline").read_bytes()
