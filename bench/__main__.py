@@ -3,6 +3,11 @@
 Starts the platform with `fraudctl up` in build/bench-var, deploys a freshly trained model through
 governance, runs the load generator as a separate process, measures the baseline in this process, writes
 bench/results/<UTC timestamp>.json and prints a table.
+
+Max throughput is found the same way for the platform and for the baselines: a closed loop at each
+concurrency of `--concurrency` in turn (16, 32, 64, 128 in flight by default); the best step that answered
+every request is the max. A fixed concurrency measured the platform below its capacity (it batches more
+as more is in flight) while the one-process baseline is saturated at 16.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +46,45 @@ def loadgen(target: str, *args: str) -> RunStats:
     return RunStats(**json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+def max_throughput(step: Callable[[int], RunStats], concurrencies: Sequence[int]) -> tuple[RunStats, list[RunStats]]:
+    """Runs `step` at each concurrency in turn; returns the best clean step and every step run.
+
+    A clean step answered every request, none in safe mode (``degraded``): past capacity the platform sheds
+    or degrades, and such a step ends the sweep. If even the first step is not clean, it is the result.
+    """
+    runs: list[RunStats] = []
+    for concurrency in concurrencies:
+        run = step(concurrency)
+        runs.append(run)
+        if run.errors or run.decisions.get("degraded"):
+            break
+    clean = [run for run in runs if not run.errors and not run.decisions.get("degraded")] or runs[:1]
+    return max(clean, key=lambda run: run.throughput), runs
+
+
+def _concurrencies(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"concurrencies must be >= 1, got {text!r}")
+    return values
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rate", type=float, default=300.0, help="open-loop offered rate (tx/s)")
-    parser.add_argument("--seconds", type=float, default=20.0, help="duration of each platform run")
-    parser.add_argument("--concurrency", type=int, default=32, help="closed-loop requests in flight")
+    parser.add_argument("--seconds", type=float, default=20.0, help="duration of the open-loop run")
+    parser.add_argument(
+        "--concurrency", type=_concurrencies, default=[16, 32, 64, 128],
+        help="closed-loop requests in flight, one step each (comma-separated); the best clean step is the max",
+    )  # fmt: skip
+    parser.add_argument("--step-seconds", type=float, default=10.0, help="duration of each platform closed-loop step")
+    parser.add_argument("--baseline-seconds", type=float, default=5.0, help="duration of each baseline step")
     parser.add_argument("--var-dir", type=Path, default=ROOT / "build" / "bench-var")
     opts = parser.parse_args()
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
     shutil.rmtree(opts.var_dir, ignore_errors=True)
     plan = runtime.up(opts.var_dir, console=console)
     try:
@@ -57,21 +95,27 @@ def main() -> None:
         loadgen(ingest, "--mode", "closed", "--concurrency", "8", "--seconds", "3", "--seed", "5")  # warm-up
         with console.status(f"open loop at {opts.rate:.0f} tx/s"):
             open_run = loadgen(ingest, "--mode", "open", "--rate", str(opts.rate), "--seconds", str(opts.seconds))
-        with console.status(f"closed loop, {opts.concurrency} in flight"):
-            closed_run = loadgen(
-                ingest, "--mode", "closed", "--concurrency", str(opts.concurrency), "--seconds", str(opts.seconds),
-                "--seed", "13",
+        with console.status("closed loop, stepping up the requests in flight"):
+            closed_run, closed_steps = max_throughput(
+                lambda c: loadgen(
+                    ingest, "--mode", "closed", "--concurrency", str(c), "--seconds", str(opts.step_seconds),
+                    "--seed", str(13 + c),
+                ),
+                opts.concurrency,
             )  # fmt: skip
+        model = opts.var_dir / "bench-model.onnx"
+        model.write_bytes(result.model_onnx_bytes)
+        bare = partial(baseline.main_sync, plan.env["FRAUD_NATS_URL"], model, len(result.feature_names))
         with console.status("bare baseline"):
-            model = opts.var_dir / "bench-model.onnx"
-            model.write_bytes(result.model_onnx_bytes)
-            base = baseline.main_sync(
-                plan.env["FRAUD_NATS_URL"], model, len(result.feature_names), make_requests(2000, "base")
+            base, base_steps = max_throughput(
+                lambda c: bare(make_requests(2000, f"base{c}"), concurrency=c, seconds=opts.baseline_seconds),
+                opts.concurrency,
             )
         with console.status("bare baseline with Triton"):
             triton = (plan.env["FRAUD_TRITON_GRPC_URL"], triton_model_name(MODEL_NAME, version))
-            base_triton = baseline.main_sync(
-                plan.env["FRAUD_NATS_URL"], model, len(result.feature_names), make_requests(2000, "bt"), triton
+            base_triton, triton_steps = max_throughput(
+                lambda c: bare(make_requests(2000, f"bt{c}"), triton, concurrency=c, seconds=opts.baseline_seconds),
+                opts.concurrency,
             )
     finally:
         runtime.down(opts.var_dir, console=console)
@@ -87,7 +131,9 @@ def main() -> None:
         "ratio_to_baseline_with_triton": (
             round(closed_run.throughput / base_triton.throughput, 3) if base_triton.throughput else 0.0
         ),
+        # The open loop, then the max of each closed-loop sweep (platform, baseline, baseline with Triton).
         "runs": [open_run.to_dict(), closed_run.to_dict(), base.to_dict(), base_triton.to_dict()],
+        "closed_loop_steps": [run.to_dict() for run in (*closed_steps, *base_steps, *triton_steps)],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{report['timestamp'].replace(':', '').replace('+0000', 'Z')}.json"
@@ -112,9 +158,12 @@ def render(report: dict[str, Any], console: Console) -> None:
     table = Table(title=title)
     for column in ("run", "ok", "errors", "tx/s", "p50 ms", "p95 ms", "p99 ms", "p99.9 ms", "decisions"):
         table.add_column(column, justify="left" if column in ("run", "decisions", "errors") else "right")
-    for run in report["runs"]:
+    steps = report.get("closed_loop_steps", [])  # results written before the sweep have none
+    best = {run["name"] for run in report["runs"][1:]} if steps else set()
+    for run in [report["runs"][0], *(steps or report["runs"][1:])]:
+        name = run["name"] + (" (max)" if run["name"] in best else "")
         table.add_row(
-            run["name"], str(run["ok"]), json.dumps(run["errors"]) if run["errors"] else "0",
+            name, str(run["ok"]), json.dumps(run["errors"]) if run["errors"] else "0",
             f"{run['throughput']:.0f}", f"{run['p50_ms']:.2f}", f"{run['p95_ms']:.2f}", f"{run['p99_ms']:.2f}",
             f"{run['p999_ms']:.2f}", ", ".join(f"{k}={v}" for k, v in sorted(run["decisions"].items())),
         )  # fmt: skip

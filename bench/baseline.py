@@ -86,7 +86,7 @@ async def run(
         await nc.drain()
         if runner is not None:
             await runner.close()
-    name = "baseline with Triton closed-loop" if triton else "baseline closed-loop"
+    name = f"baseline{' with Triton' if triton else ''} closed-loop c={concurrency}"
     return RunStats.build(name, latencies, elapsed, errors, Counter())
 
 
@@ -96,9 +96,13 @@ def main_sync(
     n_features: int,
     requests: list[ingest.ScoreTransactionRequest],
     triton: tuple[str, str] | None = None,
+    *,
+    concurrency: int = 16,
+    seconds: float = 10.0,
 ) -> RunStats:
-    """One baseline run; `triton` = (gRPC URL, Triton model name) scores through Triton instead."""
+    """One baseline run, `concurrency` requests in flight; `triton` = (gRPC URL, Triton model name) scores
+    through Triton instead."""
     # Same event loop as the services (FRAUD_EVENT_LOOP): the ratio compares like with like.
     return run_event_loop(
-        run(nats_url, model.read_bytes(), n_features, requests, concurrency=16, seconds=10.0, triton=triton)
+        run(nats_url, model.read_bytes(), n_features, requests, concurrency=concurrency, seconds=seconds, triton=triton)
     )
