@@ -6,8 +6,9 @@ bench/results/<UTC timestamp>.json and prints a table.
 
 Max throughput is found the same way for the platform and for the baselines: a closed loop at each
 concurrency of `--concurrency` in turn (16, 32, 64, 128 in flight by default); the best step that answered
-every request is the max. A fixed concurrency measured the platform below its capacity (it batches more
-as more is in flight) while the one-process baseline is saturated at 16.
+every request is the max. A fixed concurrency measured the platform below its capacity: it batches more as
+more is in flight (45-56% more throughput at 128 than at 16 in the first runs), the one-process baseline
+much less (5-17%).
 """
 
 from __future__ import annotations
