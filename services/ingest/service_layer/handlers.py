@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from fraud.events.v1 import transaction_events_pb2 as events
 from fraud.features.v1 import feature_service_pb2 as features
 from fraud.ingest.v1 import ingest_service_pb2 as ingest
+from fraud.scoring.v1 import scoring_service_pb2 as scoring
 from fraudshared.privacy import CARD_TOKEN_FIELD, SubjectKey, seal
 from fraudshared.privacy.resolver import SubjectResolver
 from fraudshared.subjects import card_key
@@ -81,9 +82,12 @@ def _same_transaction(a: events.TransactionReceived, b: events.TransactionReceiv
     return all(getattr(a, name) == getattr(b, name) for name in fields)
 
 
-def _response(prediction: events.PredictionMade, replayed: bool) -> ingest.ScoreTransactionResponse:
+def _response(
+    transaction_id: str, prediction: events.PredictionMade | scoring.ScoreFeaturesResponse, replayed: bool
+) -> ingest.ScoreTransactionResponse:
+    """The caller's answer from a decision, recorded (a retry) or just made (both carry the same fields)."""
     return ingest.ScoreTransactionResponse(
-        transaction_id=prediction.transaction_id,
+        transaction_id=transaction_id,
         decision=prediction.decision,
         score=prediction.score,
         reason_codes=prediction.reason_codes,
@@ -120,7 +124,7 @@ async def score_transaction(
         event = stored
         prediction = await deps.log.find_prediction(card_key(event), event.transaction_id)
         if prediction is not None:
-            return _response(prediction, replayed=True)
+            return _response(prediction.transaction_id, prediction, replayed=True)
     decided = await deps.decisions.decide(
         features.ComputeFeaturesRequest(
             transaction_id=event.transaction_id,
@@ -133,16 +137,7 @@ async def score_transaction(
         ),
         timeout=left(),
     )
-    return ingest.ScoreTransactionResponse(
-        transaction_id=event.transaction_id,
-        decision=decided.decision,
-        score=decided.score,
-        reason_codes=decided.reason_codes,
-        model=decided.model,
-        scoring_path=decided.scoring_path,
-        degraded=decided.degraded,
-        replayed=replayed,
-    )
+    return _response(event.transaction_id, decided, replayed)
 
 
 async def report_label(request: ingest.ReportLabelRequest, deps: IngestDeps) -> ingest.ReportLabelResponse:
