@@ -24,6 +24,8 @@ from fraudshared.events.envelope import Envelope, from_nats, to_nats
 
 ERR_WRONG_LAST_SEQUENCE = 10071
 ERR_NO_MESSAGE_FOUND = 10037
+# nats-server >= 2.11: the expected last subject sequence is checked on this subject (wildcards allowed).
+EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
 TRANSIENT_ERRORS = (TimeoutError, NoStreamResponseError, ServiceUnavailableError)
 _FIRST_BACKOFF_S = 0.05
 _LAST_SEQ_RE = re.compile(r"wrong last sequence:?\s*(\d+)")
@@ -54,6 +56,7 @@ class AppendRequest:
     envelope: Envelope
     subject: str
     expected_last_subject_seq: int | None = None
+    expected_seq_subject: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +88,12 @@ class EventStore:
         self._read_batch = read_batch
 
     async def append(
-        self, envelope: Envelope, *, subject: str, expected_last_subject_seq: int | None = None
+        self,
+        envelope: Envelope,
+        *,
+        subject: str,
+        expected_last_subject_seq: int | None = None,
+        expected_seq_subject: str | None = None,
     ) -> AppendResult:
         """Appends one envelope on ``subject`` and waits for the ack.
 
@@ -94,6 +102,8 @@ class EventStore:
             subject: NATS subject (selects the stream), e.g. ``fraud.tx.received.7``.
             expected_last_subject_seq: If given, the append succeeds only when the last event on ``subject``
                 has this stream sequence (0 = no event on the subject yet).
+            expected_seq_subject: Check ``expected_last_subject_seq`` against this subject instead of
+                ``subject``; wildcards allowed, e.g. ``fraud.tx.received.*.<id>`` claims an id on every partition.
 
         Returns:
             Stream, sequence, and whether it was a duplicate of an earlier append with the same id.
@@ -107,6 +117,9 @@ class EventStore:
         headers[Header.MSG_ID] = envelope.id
         if expected_last_subject_seq is not None:
             headers[Header.EXPECTED_LAST_SUBJECT_SEQUENCE] = str(expected_last_subject_seq)
+            if expected_seq_subject is not None:
+                headers[EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT] = expected_seq_subject
+        guarded = expected_seq_subject or subject
         try:
             ack = await self._publish(subject, body, headers)
         except APIError as exc:
@@ -114,12 +127,12 @@ class EventStore:
                 raise
             # The server checks the expected sequence before dedupe, so a retry of an append that did land
             # fails here: if the subject's last event is this very envelope, report it as a duplicate.
-            already = await self._last_is(subject, envelope.id)
+            already = await self._last_is(subject, envelope.id, guarded)
             if already is not None:
                 return already
             match = _LAST_SEQ_RE.search(exc.description or "")
             actual = int(match.group(1)) if match else None
-            raise ConcurrencyError(subject, expected_last_subject_seq, actual) from exc
+            raise ConcurrencyError(guarded, expected_last_subject_seq, actual) from exc
         return AppendResult(stream=ack.stream, seq=ack.seq, duplicate=bool(ack.duplicate))
 
     async def _publish(self, subject: str, body: bytes, headers: dict[str, str]) -> PubAck:
@@ -141,10 +154,10 @@ class EventStore:
                 return await self._js.publish(subject, body, timeout=self._publish_timeout, headers=headers)
         raise AssertionError("unreachable: tenacity reraises the last error")
 
-    async def _last_is(self, subject: str, msg_id: str) -> AppendResult | None:
+    async def _last_is(self, subject: str, msg_id: str, guarded: str) -> AppendResult | None:
         stream = await self._js.find_stream_name_by_subject(subject)
         try:
-            last = await self._js.get_last_msg(stream, subject)
+            last = await self._js.get_last_msg(stream, guarded)
         except NotFoundError:
             return None
         ids = [value for key, value in (last.headers or {}).items() if key.lower() == Header.MSG_ID.lower()]
@@ -162,7 +175,12 @@ class EventStore:
         """
         outcomes = await asyncio.gather(
             *(
-                self.append(i.envelope, subject=i.subject, expected_last_subject_seq=i.expected_last_subject_seq)
+                self.append(
+                    i.envelope,
+                    subject=i.subject,
+                    expected_last_subject_seq=i.expected_last_subject_seq,
+                    expected_seq_subject=i.expected_seq_subject,
+                )
                 for i in items
             ),
             return_exceptions=True,
