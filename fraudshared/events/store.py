@@ -20,7 +20,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header, PubAck
 from nats.js.errors import APIError, NoStreamResponseError, NotFoundError, ServiceUnavailableError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from fraudshared.events.envelope import Envelope, from_nats, to_nats
+from fraudshared.events.envelope import Envelope, from_nats, to_nats_checked
 
 ERR_WRONG_LAST_SEQUENCE = 10071
 ERR_NO_MESSAGE_FOUND = 10037
@@ -111,9 +111,10 @@ class EventStore:
         Raises:
             ConcurrencyError: If the subject's last sequence is not ``expected_last_subject_seq`` (unless the
                 last event there is this envelope itself, which is reported as a duplicate).
+            fraudshared.events.envelope.EnvelopeError: If the envelope would not read back (nothing is appended).
             nats.js.errors.Error: On other JetStream errors, or transient ones after the last attempt.
         """
-        headers, body = to_nats(envelope)
+        headers, body = to_nats_checked(envelope)
         headers[Header.MSG_ID] = envelope.id
         if expected_last_subject_seq is not None:
             headers[Header.EXPECTED_LAST_SUBJECT_SEQUENCE] = str(expected_last_subject_seq)

@@ -6,8 +6,11 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from google.protobuf import wrappers_pb2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fraudshared.events.envelope import (
+    ATTRIBUTES,
     Envelope,
     EnvelopeError,
     event_id,
@@ -15,6 +18,7 @@ from fraudshared.events.envelope import (
     from_nats,
     new_envelope,
     to_nats,
+    to_nats_checked,
 )
 from fraudshared.events.upcasting import UpcasterRegistry, UpcastError
 
@@ -193,3 +197,102 @@ def test_upcast_errors() -> None:
     with pytest.raises(ValueError, match="already"):
         registry.register("google.protobuf.StringValue", 1, lambda data: (data, 2))
     assert UpcasterRegistry().upcast(make()) == make()  # unknown type, no chain: unchanged
+
+
+# ---- issue 12: whatever a writer sends reads back -------------------------------------------------------------
+
+ATTRIBUTE_NAMES = [f"ce-{name}" for name in ATTRIBUTES]
+offsets = st.timedeltas(min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23, minutes=59))
+any_time = st.datetimes(timezones=st.builds(timezone, offsets)) | st.datetimes(
+    min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59, 999999), timezones=st.just(UTC)
+)
+# Any code point, lone surrogates included: they must be refused at construction, never at write or read time.
+any_text = st.text(st.characters(codec=None, categories=None), min_size=0, max_size=40)
+
+
+def test_year_0001_and_9999_read_back() -> None:
+    for moment in (datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)):
+        envelope = make(time=moment)
+        headers, body = to_nats_checked(envelope)
+        assert headers["ce-time"][:4] in ("0001", "9999")
+        assert from_nats(headers, body) == envelope
+
+
+def test_a_time_before_year_1_in_utc_is_refused_at_construction() -> None:
+    with pytest.raises(EnvelopeError, match=r"years 1\.\.9999"):
+        make(time=datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))))
+
+
+def test_to_nats_checked_refuses_an_envelope_that_would_not_read_back() -> None:
+    broken = make()
+    object.__setattr__(broken, "time", datetime(2026, 1, 1))  # a naive time slipped past validation
+    with pytest.raises(EnvelopeError, match="read back"):
+        to_nats_checked(broken)
+
+
+traceparents = st.none() | st.from_regex(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", fullmatch=True)
+
+
+def _assert_reads_back(envelope: Envelope) -> None:
+    headers, body = to_nats_checked(envelope)
+    assert all(value.isascii() and value.isprintable() and " " not in value for value in headers.values())
+    back = from_nats(headers, body)
+    assert back == envelope
+    assert back.sha256() == envelope.sha256()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ident=st.from_regex(r"[\x21-\x7e]{1,30}", fullmatch=True),
+    texts=st.lists(st.text(min_size=1, max_size=40), min_size=3, max_size=3),  # any unicode but lone surrogates
+    moment=any_time,
+    data=st.binary(max_size=64),
+    version=st.integers(min_value=1, max_value=2**32 - 1),
+    traceparent=traceparents,
+)
+def test_every_admissible_envelope_reads_back_equal(
+    ident: str, texts: list[str], moment: datetime, data: bytes, version: int, traceparent: str | None
+) -> None:
+    source, subject, kind = texts
+    _assert_reads_back(Envelope(ident, source, kind, subject, moment, data, version, kind, traceparent))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    texts=st.lists(any_text, min_size=5, max_size=5),
+    moment=any_time,
+    version=st.integers(min_value=-3, max_value=2**33),
+    traceparent=traceparents,
+)
+def test_an_envelope_either_refuses_to_construct_or_reads_back_equal(
+    texts: list[str], moment: datetime, version: int, traceparent: str | None
+) -> None:
+    ident, source, subject, kind, schema = texts
+    try:
+        envelope = Envelope(ident, source, kind, subject, moment, b"", version, schema, traceparent)
+    except EnvelopeError:
+        return  # refused up front, so never written
+    _assert_reads_back(envelope)
+
+
+def _mutated_headers(draw: st.DrawFn) -> dict[str, str]:
+    headers, _ = to_nats(make())
+    for _ in range(draw(st.integers(0, 3))):
+        name = draw(st.sampled_from([*ATTRIBUTE_NAMES, "content-type", "ce-other"]) | any_text)
+        if draw(st.booleans()):
+            headers.pop(name, None)
+        else:
+            headers[name] = draw(
+                any_text | st.sampled_from(["1-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00", "9" * 5000])
+            )
+    return headers
+
+
+@settings(max_examples=400, deadline=None)
+@given(headers=st.composite(_mutated_headers)() | st.dictionaries(any_text, any_text, max_size=6), body=st.binary())
+def test_from_nats_returns_an_envelope_or_raises_envelope_error(headers: dict[str, str], body: bytes) -> None:
+    try:
+        envelope = from_nats(headers, body)
+    except EnvelopeError:
+        return
+    assert isinstance(envelope, Envelope)
