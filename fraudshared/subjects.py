@@ -2,7 +2,8 @@
 
 Transaction-scoped events live on a subject per transaction inside a partition token, so that
 - an append with expected last subject sequence 0 is a permanent duplicate guard (not only within the
-  JetStream duplicate window), and
+  JetStream duplicate window); checked on `fraud.tx.received.*.<id>`, it claims a transaction id once across
+  all partitions, and
 - a features instance can own a partition (`fraud.tx.received.<p>.*`) and apply each card's events in order.
 The partition is a stable hash of the card key (`card_key`: the card's random subject id, or the card token
 of events written before erasure support), never of the PAN.
@@ -54,6 +55,20 @@ def shadow_scored(
 
 def label_reported(transaction_id: str) -> str:
     return f"fraud.labels.reported.{transaction_id}"
+
+
+# A transaction's events on whichever partition holds them. TransactionReceived is appended with its expected
+# last sequence checked on this filter, which claims the id once across all partitions (docs/events.md).
+def transaction_received_any(transaction_id: str) -> str:
+    return f"fraud.tx.received.*.{transaction_id}"
+
+
+def feature_vector_computed_any(transaction_id: str) -> str:
+    return f"fraud.features.computed.*.{transaction_id}"
+
+
+def prediction_made_any(transaction_id: str) -> str:
+    return f"fraud.predictions.made.*.{transaction_id}"
 
 
 def model_events(model_name: str) -> str:

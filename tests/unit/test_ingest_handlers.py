@@ -157,6 +157,15 @@ async def test_reused_id_for_another_transaction_is_refused() -> None:
         await score_transaction(request(amount=999), deps)
 
 
+async def test_same_id_with_another_card_is_refused_and_the_first_decision_stays_the_record() -> None:
+    deps, log, _, scorer = make_deps()
+    first = await score_transaction(request(), deps)
+    with pytest.raises(TransactionIdReused, match="already used for another transaction"):
+        await score_transaction(request(pan="5500005555555559"), deps)
+    again = await score_transaction(request(), deps)
+    assert again.replayed and again.score == first.score and scorer.calls == 1 and len(log.received) == 1
+
+
 async def test_label_for_unknown_transaction_is_refused_and_duplicate_label_not_appended() -> None:
     deps, log, _, _ = make_deps()
     label = ingest.ReportLabelRequest(transaction_id="tx-1", is_fraud=True, source="chargeback")

@@ -1,12 +1,20 @@
-"""TransactionLog over JetStream: TransactionReceived and LabelReported appended once per transaction."""
+"""TransactionLog over JetStream: TransactionReceived and LabelReported appended once per transaction.
+
+A transaction id is claimed once across all partitions: TransactionReceived is appended on its card's
+partition subject with the expected last sequence 0 checked on `fraud.tx.received.*.<id>` (one publish, no
+extra round trip). Reads take the first event on a subject as the record (`OnceLog`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC
 
 from fraud.events.v1 import transaction_events_pb2 as events
 from fraudshared import subjects
-from fraudshared.events.once import OnceLog
+from fraudshared.events.once import OnceLog, RecordUnreadable
+from services.ingest.domain.errors import TransactionIdReused, UnknownTransaction
 
 TRANSACTIONS = "TRANSACTIONS"
 PREDICTIONS = "PREDICTIONS"
@@ -20,28 +28,52 @@ class JetStreamTransactionLog:
         self._once = once
 
     async def append_received(self, event: events.TransactionReceived) -> events.TransactionReceived | None:
-        return await self._once.append_once(
-            event,
-            business_id=event.transaction_id,
-            subject=subjects.transaction_received(subjects.card_key(event), event.transaction_id),
-            stream=TRANSACTIONS,
-            time=event.event_time.ToDatetime(tzinfo=UTC),
-        )
+        with _readable(event.transaction_id):
+            return await self._once.append_once(
+                event,
+                business_id=event.transaction_id,
+                subject=subjects.transaction_received(subjects.card_key(event), event.transaction_id),
+                stream=TRANSACTIONS,
+                time=event.event_time.ToDatetime(tzinfo=UTC),
+                claim=subjects.transaction_received_any(event.transaction_id),
+            )
 
     async def find_prediction(self, card_token: str, transaction_id: str) -> events.PredictionMade | None:
         subject = subjects.prediction_made(card_token, transaction_id)
-        return await self._once.find(PREDICTIONS, subject, events.PredictionMade)
+        with _readable(transaction_id):
+            return await self._once.find(PREDICTIONS, subject, events.PredictionMade)
 
     async def find_received(self, transaction_id: str) -> events.TransactionReceived | None:
-        subject = f"fraud.tx.received.*.{transaction_id}"
-        return await self._once.find(TRANSACTIONS, subject, events.TransactionReceived)
+        subject = subjects.transaction_received_any(transaction_id)
+        try:
+            return await self._once.find(TRANSACTIONS, subject, events.TransactionReceived)
+        except RecordUnreadable as exc:  # nothing a label could be attached to
+            raise UnknownTransaction(
+                f"transaction_id {transaction_id}: its recorded event cannot be read ({exc})"
+            ) from exc
 
     async def append_label(self, event: events.LabelReported) -> bool:
-        recorded = await self._once.append_once(
-            event,
-            business_id=event.transaction_id,
-            subject=subjects.label_reported(event.transaction_id),
-            stream=LABELS,
-            time=event.reported_at.ToDatetime(tzinfo=UTC),
-        )
+        # Labels have one subject per transaction id (no partition token): the plain guard claims it once.
+        try:
+            recorded = await self._once.append_once(
+                event,
+                business_id=event.transaction_id,
+                subject=subjects.label_reported(event.transaction_id),
+                stream=LABELS,
+                time=event.reported_at.ToDatetime(tzinfo=UTC),
+            )
+        except RecordUnreadable:  # a label is recorded first, even if it cannot be read: not appended
+            return False
         return recorded is None
+
+
+@contextmanager
+def _readable(transaction_id: str) -> Iterator[None]:
+    """An id whose recorded event cannot be read stays taken: the caller is told so, never a parse error."""
+    try:
+        yield
+    except RecordUnreadable as exc:
+        raise TransactionIdReused(
+            f"transaction_id {transaction_id} is already recorded ({exc.stream} sequence {exc.seq}), "
+            "but that event cannot be read; use a new transaction_id"
+        ) from exc

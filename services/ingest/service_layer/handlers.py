@@ -1,8 +1,9 @@
 """Ingest use cases: ScoreTransaction and ReportLabel.
 
-ScoreTransaction is idempotent by transaction id: the TransactionReceived append is guarded per transaction
-subject, so a retry finds the first append and answers the recorded decision (or, when the first attempt
-died before deciding, finishes it: features and scoring are idempotent by transaction id too).
+ScoreTransaction is idempotent by transaction id: the TransactionReceived append claims the id once across
+all partitions, forever, so a retry finds the first append and answers the recorded decision (or, when the
+first attempt died before deciding, finishes it: features and scoring are idempotent by transaction id too),
+and the same id with another card or other details is refused (TransactionIdReused).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ class TransactionLog(Protocol):
     """Append-only log of the transaction-scoped events ingest owns."""
 
     async def append_received(self, event: events.TransactionReceived) -> events.TransactionReceived | None:
-        """Append; return None when appended now, or the event already stored under that transaction id."""
+        """Append; return None when appended now, or the event recorded first under that id (any card)."""
         ...
 
     async def find_prediction(self, card_token: str, transaction_id: str) -> events.PredictionMade | None:
