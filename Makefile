@@ -8,7 +8,7 @@ GEN := gen/python
 IMAGE := build/image.binpb
 PROTOS := $(shell find proto -name '*.proto' 2>/dev/null)
 
-.PHONY: demo test venv gen lint typecheck proto-check unit integration e2e bench bench-ab clean lock
+.PHONY: demo test venv gen lint typecheck proto-check unit integration e2e bench bench-ab resilience clean lock
 
 demo: gen
 	$(PY) -m fraudctl demo
@@ -47,6 +47,10 @@ proto-check: gen
 
 bench: gen
 	$(PY) -m bench
+
+# kill -9 of each component under load, checked against the log; writes docs/resilience.md (resilience/).
+resilience: gen
+	$(PY) -m resilience $(RESILIENCE_ARGS)
 
 # This checkout against another revision, both platforms up at once, requests alternating (bench/paired.py).
 BASE ?= HEAD~1
