@@ -4,19 +4,26 @@ An invalid request is answered with ``INVALID_ARGUMENT``; the details name each 
 ``card.pan: <message> [string.luhn]`` joined by ``"; "``, and the trailing metadata carries a
 ``google.rpc.Status`` with a ``google.rpc.BadRequest`` (``grpc-status-details-bin``) for richer clients.
 Field values are never echoed (a PAN must not leave ingest, not even in an error).
+
+Before the proto rules, every ``google.protobuf.Timestamp`` and ``Duration`` anywhere in a request is checked
+against the ranges their own definitions allow (nanos in [0, 1e9), years 0001-9999): code that converts them
+(``ToDatetime``, CEL) raises on anything else, and the check is generic so a new field is covered at once.
+A service's domain rules that protovalidate cannot say answer the same shape through `abort_invalid`.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import grpc.aio
 import protovalidate
 from google.protobuf import any_pb2
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
@@ -25,6 +32,20 @@ from fraudshared.unary_interceptor import UnaryWrappingInterceptor
 log = logging.getLogger(__name__)
 
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
+# google/protobuf/timestamp.proto: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
+TIMESTAMP_MIN_SECONDS, TIMESTAMP_MAX_SECONDS = -62_135_596_800, 253_402_300_799
+# google/protobuf/duration.proto: about +-10,000 years.
+DURATION_MAX_SECONDS = 315_576_000_000
+NANOS_PER_SECOND = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One broken rule: the field's path, what is wrong (never the value) and the rule's id."""
+
+    field: str
+    message: str
+    rule_id: str
 
 
 def field_path(violation: protovalidate.Violation) -> str:
@@ -41,36 +62,115 @@ def field_path(violation: protovalidate.Violation) -> str:
     return ".".join(parts)
 
 
-def describe_violations(violations: Sequence[protovalidate.Violation], message_name: str = "") -> str:
+def _as_field_violation(violation: FieldViolation | protovalidate.Violation) -> FieldViolation:
+    if isinstance(violation, FieldViolation):
+        return violation
+    return FieldViolation(field_path(violation), violation.proto.message, violation.proto.rule_id)
+
+
+def _timestamp_problem(seconds: int, nanos: int) -> str:
+    if not 0 <= nanos < NANOS_PER_SECOND:
+        return "must be a valid timestamp: nanos in [0, 1e9)"
+    if not TIMESTAMP_MIN_SECONDS <= seconds <= TIMESTAMP_MAX_SECONDS:
+        return "must be a valid timestamp: within the years 0001 to 9999"
+    return ""
+
+
+def _duration_problem(seconds: int, nanos: int) -> str:
+    if not -DURATION_MAX_SECONDS <= seconds <= DURATION_MAX_SECONDS or not -NANOS_PER_SECOND < nanos < NANOS_PER_SECOND:
+        return "must be a valid duration: seconds within +-315576000000, nanos within +-999999999"
+    if (seconds > 0 and nanos < 0) or (seconds < 0 and nanos > 0):
+        return "must be a valid duration: seconds and nanos of the same sign"
+    return ""
+
+
+WELL_KNOWN_CHECKS: dict[str, tuple[str, Callable[[int, int], str]]] = {
+    "google.protobuf.Timestamp": ("timestamp.valid", _timestamp_problem),
+    "google.protobuf.Duration": ("duration.valid", _duration_problem),
+}
+
+
+def _set_messages(message: Message, prefix: str) -> Iterator[tuple[str, Message]]:
+    """Every message-typed value set in ``message``, with its path (``a.b``, ``items[2]``, ``m["k"]``)."""
+    for field, value in message.ListFields():
+        if field.message_type is None:
+            continue
+        path = f"{prefix}{field.name}"
+        if field.message_type.GetOptions().map_entry:
+            value_field = field.message_type.fields_by_name["value"]
+            if value_field.message_type is not None:
+                yield from ((f'{path}["{key}"]', item) for key, item in value.items())
+        elif field.label == FieldDescriptor.LABEL_REPEATED:
+            yield from ((f"{path}[{index}]", item) for index, item in enumerate(value))
+        else:
+            yield path, value
+
+
+def well_known_violations(message: Message, prefix: str = "") -> list[FieldViolation]:
+    """Timestamps and Durations anywhere in ``message`` outside the ranges their definitions allow."""
+    found: list[FieldViolation] = []
+    for path, value in _set_messages(message, prefix):
+        check = WELL_KNOWN_CHECKS.get(value.DESCRIPTOR.full_name)
+        if check is None:
+            found += well_known_violations(value, path + ".")
+            continue
+        rule_id, problem_of = check
+        problem = problem_of(value.seconds, value.nanos)
+        if problem:
+            found.append(FieldViolation(path, problem, rule_id))
+    return found
+
+
+def describe_violations(violations: Sequence[FieldViolation | protovalidate.Violation], message_name: str = "") -> str:
     """Formats violations as ``<field path>: <message> [<rule id>]`` joined by ``"; "``.
 
     Args:
-        violations: What protovalidate found.
+        violations: What protovalidate (or a domain rule) found.
         message_name: Shown in place of the path for message-level rules (empty path).
 
     Returns:
         The human-readable details string.
     """
     items = []
-    for violation in violations:
-        proto = violation.proto
-        items.append(f"{field_path(violation) or message_name}: {proto.message} [{proto.rule_id}]")
+    for violation in map(_as_field_violation, violations):
+        items.append(f"{violation.field or message_name}: {violation.message} [{violation.rule_id}]")
     return "; ".join(items)
 
 
-def bad_request_status(details: str, violations: Sequence[protovalidate.Violation]) -> status_pb2.Status:
+def bad_request_status(
+    details: str, violations: Sequence[FieldViolation | protovalidate.Violation]
+) -> status_pb2.Status:
     """Builds the ``google.rpc.Status`` (code INVALID_ARGUMENT) with one BadRequest field violation each."""
     bad_request = error_details_pb2.BadRequest(
         field_violations=[
             error_details_pb2.BadRequest.FieldViolation(
-                field=field_path(v), description=f"{v.proto.message} [{v.proto.rule_id}]", reason=v.proto.rule_id
+                field=v.field, description=f"{v.message} [{v.rule_id}]", reason=v.rule_id
             )
-            for v in violations
+            for v in map(_as_field_violation, violations)
         ]
     )
     packed = any_pb2.Any()
     packed.Pack(bad_request)
     return status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=details, details=[packed])
+
+
+async def abort_invalid(
+    context: grpc.aio.ServicerContext,
+    violations: Sequence[FieldViolation | protovalidate.Violation],
+    message_name: str = "",
+) -> None:
+    """Ends the RPC with INVALID_ARGUMENT naming each field and rule (details and BadRequest trailer).
+
+    Raises:
+        grpc.aio.AbortError: Always (that is how grpc.aio ends an RPC from a handler).
+    """
+    details = describe_violations(violations, message_name)
+    status = bad_request_status(details, violations)
+    await context.abort(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        details,
+        trailing_metadata=((STATUS_DETAILS_KEY, status.SerializeToString()),),
+    )
 
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
@@ -105,19 +205,15 @@ class ValidationInterceptor(UnaryWrappingInterceptor):
         """Aborts the RPC with INVALID_ARGUMENT (or INTERNAL for broken rules) if ``request`` is invalid."""
         if not isinstance(request, Message):
             return
-        try:
-            violations = self._validator.collect_violations(request)
-        except (protovalidate.CompilationError, protovalidate.EvaluationError) as exc:
-            # A rule that cannot compile or evaluate is our bug, not the caller's.
-            log.error("validation rules failed for %s: %s", request.DESCRIPTOR.full_name, exc)
-            await context.abort(grpc.StatusCode.INTERNAL, "request validation rules failed")
-            return
+        # Out-of-range Timestamps first: the CEL rules would have to convert them, and cannot.
+        violations: Sequence[FieldViolation | protovalidate.Violation] = well_known_violations(request)
         if not violations:
-            return
-        details = describe_violations(violations, request.DESCRIPTOR.full_name)
-        status = bad_request_status(details, violations)
-        await context.abort(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            details,
-            trailing_metadata=((STATUS_DETAILS_KEY, status.SerializeToString()),),
-        )
+            try:
+                violations = self._validator.collect_violations(request)
+            except (protovalidate.CompilationError, protovalidate.EvaluationError) as exc:
+                # A rule that cannot compile or evaluate is our bug, not the caller's.
+                log.error("validation rules failed for %s: %s", request.DESCRIPTOR.full_name, exc)
+                await context.abort(grpc.StatusCode.INTERNAL, "request validation rules failed")
+                return
+        if violations:
+            await abort_invalid(context, violations, request.DESCRIPTOR.full_name)
