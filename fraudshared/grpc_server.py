@@ -1,8 +1,10 @@
 """One way to build, run and stop a service's grpc.aio server.
 
 `build_server` binds loopback and wires what every service exposes: grpc.health.v1, reflection,
-OpenTelemetry spans, Prometheus RPC metrics and protovalidate request validation. `serve_until_signalled`
-waits for SIGTERM/SIGINT, then stops the server with a grace period and runs the cleanup callbacks.
+OpenTelemetry spans, Prometheus RPC metrics, the request guard (undecodable bodies answer INVALID_ARGUMENT,
+unexpected errors INTERNAL with a logged reference, never Python text) and protovalidate request validation.
+`serve_until_signalled` waits for SIGTERM/SIGINT, then stops the server with a grace period and runs the
+cleanup callbacks.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from opentelemetry.trace import TracerProvider
 
+from fraudshared.request_guard import GuardInterceptor
 from fraudshared.unary_interceptor import UnaryWrappingInterceptor
 from fraudshared.validation import ValidationInterceptor
 
@@ -117,7 +120,8 @@ async def build_server(
 ) -> tuple[grpc.aio.Server, int]:
     """Builds a grpc.aio server (not yet started) with health, reflection, tracing, metrics and validation.
 
-    Interceptors run outermost first: OpenTelemetry, metrics, validation, then ``interceptors``.
+    Interceptors run outermost first: OpenTelemetry, metrics, the request guard, validation, then
+    ``interceptors``: the guard sees every error below it, and metrics count the codes it answers.
 
     Args:
         service_name: Logical service name, for logs.
@@ -126,7 +130,8 @@ async def build_server(
         interceptors: Extra interceptors, run after validation.
         tracer_provider: Provider for server spans; the global one when None.
         host: Address to bind; loopback unless a deployment says otherwise.
-        options: grpc channel arguments.
+        options: grpc channel arguments (e.g. ``grpc.max_receive_message_length``: a larger request is
+            answered RESOURCE_EXHAUSTED by grpc itself, before any Python runs).
         max_in_flight: Unary calls handled at once before new ones get RESOURCE_EXHAUSTED (0 = unbounded).
         tracing: Add the OpenTelemetry server interceptor (off when no trace is exported: it costs CPU per call).
 
@@ -136,7 +141,11 @@ async def build_server(
     Raises:
         RuntimeError: If the address cannot be bound.
     """
-    chain: list[grpc.aio.ServerInterceptor] = [MetricsInterceptor(max_in_flight), ValidationInterceptor()]
+    chain: list[grpc.aio.ServerInterceptor] = [
+        MetricsInterceptor(max_in_flight),
+        GuardInterceptor(),
+        ValidationInterceptor(),
+    ]
     if tracing:
         chain.insert(0, aio_server_interceptor(tracer_provider=tracer_provider))
     server = grpc.aio.server(interceptors=[*chain, *interceptors], options=list(options))

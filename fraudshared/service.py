@@ -28,7 +28,12 @@ from fraudshared.events.streams import ensure_streams
 from fraudshared.grpc_server import Cleanup, ServicerSpec, build_server, serve_until_signalled
 from fraudshared.telemetry import configure_logging, get_logger, setup_telemetry, start_metrics_server
 
-GRPC_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# What a caller may send: kilobytes (the largest request, ScoreFeatures' 1,024 floats, is about 5 KiB)...
+GRPC_MAX_MESSAGE_BYTES = 64 * 1024
+# ...except to governance: RegisterModel carries two artifacts of at most 8 MiB each (the proto's limits).
+GRPC_MAX_MESSAGE_BYTES_OF = {"governance": 20 * 1024 * 1024}
+# What a server may answer: registry listings, artifacts and reflection's descriptors (~60 KiB) need more.
+GRPC_MIN_SEND_BYTES = 4 * 1024 * 1024
 T = TypeVar("T")
 log = get_logger(__name__)
 
@@ -83,10 +88,7 @@ async def run_service(
             tracing=tracer_provider is not None,
             max_in_flight=max_in_flight,
             host=bind_host,
-            options=[
-                ("grpc.max_receive_message_length", GRPC_MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", GRPC_MAX_MESSAGE_BYTES),
-            ],
+            options=grpc_message_options(name),
         )
         await server.start()
         serving = asyncio.ensure_future(serve_until_signalled(server, context.on_shutdown, stop_event=stop_event))
@@ -97,6 +99,21 @@ async def run_service(
         await serving
     if tracer_provider is not None:
         tracer_provider.shutdown()
+
+
+def grpc_message_options(name: str) -> list[tuple[str, int]]:
+    """Message bounds of service `name`'s server: a larger request is answered RESOURCE_EXHAUSTED by grpc.
+
+    Receive: FRAUD_<SERVICE>_GRPC_MAX_MESSAGE_BYTES (default `GRPC_MAX_MESSAGE_BYTES`, governance more);
+    send: the receive bound, at least `GRPC_MIN_SEND_BYTES`.
+    """
+    default = GRPC_MAX_MESSAGE_BYTES_OF.get(name, GRPC_MAX_MESSAGE_BYTES)
+    variable = f"FRAUD_{service_env_name(name)}_GRPC_MAX_MESSAGE_BYTES"
+    receive = env_int(variable, default, minimum=1024, maximum=64 * 1024 * 1024)
+    return [
+        ("grpc.max_receive_message_length", receive),
+        ("grpc.max_send_message_length", max(receive, GRPC_MIN_SEND_BYTES)),
+    ]
 
 
 async def _drain(nc: NATS) -> None:
