@@ -84,14 +84,21 @@ def unhealthy(plan: Plan, wait_s: float = 10.0) -> dict[str, str]:
 
 
 def deploy_champion(plan: Plan, console: Console) -> str:
-    """Trains the benchmark's model and makes it champion through governance, as `make bench` does."""
+    """Trains the benchmark's model and makes it champion through governance, as `make bench` does.
+
+    Raises:
+        PlatformError: If governance refused or failed a step.
+    """
     from fraudctl.demo import deploy  # the training stack is imported only here
     from fraudml.datagen import generate
     from fraudml.train import train
 
     with console.status("training and deploying the champion"):
         result = train(generate(n_customers=300, n_terminals=3000, n_days=35, seed=7), train_days=21)
-        version, _ = asyncio.run(deploy(plan.address("governance"), result, console))
+        try:
+            version, _ = asyncio.run(deploy(plan.address("governance"), result, console))
+        except grpc.aio.AioRpcError as exc:
+            raise PlatformError(f"deploying the champion failed: {exc.code().name}: {exc.details()}") from None
     return version
 
 
