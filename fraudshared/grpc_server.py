@@ -3,8 +3,9 @@
 `build_server` binds loopback and wires what every service exposes: grpc.health.v1, reflection,
 OpenTelemetry spans, Prometheus RPC metrics, the request guard (undecodable bodies answer INVALID_ARGUMENT,
 unexpected errors INTERNAL with a logged reference, never Python text) and protovalidate request validation.
-`serve_until_signalled` waits for SIGTERM/SIGINT, then stops the server with a grace period and runs the
-cleanup callbacks.
+Health has two meanings: the overall service "" and each served name report readiness (`set_ready`),
+"liveness" reports that the server runs. `serve_until_signalled` waits for SIGTERM/SIGINT, then stops the
+server with a grace period and runs the cleanup callbacks.
 """
 
 from __future__ import annotations
@@ -47,7 +48,11 @@ RPC_LATENCY = prometheus_client.Histogram(
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 
+# The grpc.health.v1 name that is SERVING while the server runs, whatever its readiness ("" and each served name).
+LIVENESS = "liveness"
+
 _health_by_server: weakref.WeakKeyDictionary[grpc.aio.Server, health.aio.HealthServicer] = weakref.WeakKeyDictionary()
+_ready_names: weakref.WeakKeyDictionary[grpc.aio.Server, tuple[str, ...]] = weakref.WeakKeyDictionary()
 
 
 def _split_method(full_method: str) -> tuple[str, str]:
@@ -117,6 +122,7 @@ async def build_server(
     options: Sequence[tuple[str, Any]] = (),
     max_in_flight: int = 0,
     tracing: bool = True,
+    ready: bool = True,
 ) -> tuple[grpc.aio.Server, int]:
     """Builds a grpc.aio server (not yet started) with health, reflection, tracing, metrics and validation.
 
@@ -125,7 +131,7 @@ async def build_server(
 
     Args:
         service_name: Logical service name, for logs.
-        servicers: What to serve; each service is reported SERVING by grpc.health.v1 and listed by reflection.
+        servicers: What to serve; each is listed by reflection and its grpc.health.v1 status follows readiness.
         port: TCP port; 0 lets the OS choose.
         interceptors: Extra interceptors, run after validation.
         tracer_provider: Provider for server spans; the global one when None.
@@ -134,6 +140,7 @@ async def build_server(
             answered RESOURCE_EXHAUSTED by grpc itself, before any Python runs).
         max_in_flight: Unary calls handled at once before new ones get RESOURCE_EXHAUSTED (0 = unbounded).
         tracing: Add the OpenTelemetry server interceptor (off when no trace is exported: it costs CPU per call).
+        ready: Initial readiness of "" and the served names (`set_ready` changes it); "liveness" is SERVING.
 
     Returns:
         The server and the port it is bound to. Call ``await server.start()`` next.
@@ -155,9 +162,10 @@ async def build_server(
         names.append(full_name)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in (health.OVERALL_HEALTH, *names):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
     _health_by_server[server] = health_servicer
+    _ready_names[server] = (health.OVERALL_HEALTH, *names)
+    await set_ready(server, ready)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if not bound:
@@ -169,6 +177,16 @@ async def build_server(
 def health_servicer(server: grpc.aio.Server) -> health.aio.HealthServicer | None:
     """Returns the health servicer `build_server` attached to ``server`` (to change statuses at runtime)."""
     return _health_by_server.get(server)
+
+
+async def set_ready(server: grpc.aio.Server, ready: bool) -> None:
+    """Reports the overall service "" and every served name SERVING (ready) or NOT_SERVING; "liveness" stays."""
+    servicer = _health_by_server.get(server)
+    if servicer is None:
+        return
+    status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in _ready_names.get(server, ()):
+        await servicer.set(name, status)
 
 
 class GracefulShutdown:

@@ -2,7 +2,9 @@
 
 A service supplies a bootstrap coroutine (its composition root) that receives a `ServiceContext` and returns
 the servicers to serve; everything else (health, reflection, validation, tracing, metrics, signals, draining
-NATS after the server stopped) is done here once.
+NATS after the server stopped) is done here once. Readiness: the bootstrap registers what its job needs on
+`ctx.readiness` (NATS connected is registered for every service); grpc.health.v1 "" reports SERVING only while
+all of it holds, re-checked every FRAUD_READINESS_EVERY_S seconds (fraudshared.readiness).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,10 +25,11 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
-from fraudshared.config import CommonConfig, ConfigError, env_int, env_port, env_str, service_env_name
+from fraudshared.config import CommonConfig, ConfigError, env_float, env_int, env_port, env_str, service_env_name
 from fraudshared.events.store import EventStore
 from fraudshared.events.streams import ensure_streams
-from fraudshared.grpc_server import Cleanup, ServicerSpec, build_server, serve_until_signalled
+from fraudshared.grpc_server import Cleanup, ServicerSpec, build_server, serve_until_signalled, set_ready
+from fraudshared.readiness import Readiness, keep_reporting, wait_until_serving
 from fraudshared.telemetry import configure_logging, get_logger, setup_telemetry, start_metrics_server
 
 # What a caller may send: kilobytes (the largest request, ScoreFeatures' 1,024 floats, is about 5 KiB)...
@@ -48,6 +52,7 @@ class ServiceContext:
     store: EventStore
     stack: AsyncExitStack
     on_shutdown: list[Cleanup] = field(default_factory=list)
+    readiness: Readiness = field(default_factory=Readiness)
 
 
 Bootstrap = Callable[[ServiceContext], Awaitable[Sequence[ServicerSpec]]]
@@ -60,12 +65,17 @@ async def run_service(
     stop_event: asyncio.Event | None = None,
     on_ready: Callable[[int], None] | None = None,
 ) -> None:
-    """Run one service until SIGTERM/SIGINT (or `stop_event`); `on_ready` receives the bound gRPC port."""
+    """Run one service until SIGTERM/SIGINT (or `stop_event`); `on_ready` receives the bound gRPC port.
+
+    The server answers (health "liveness" SERVING) once bootstrap returned; health "" turns SERVING when every
+    readiness check passes, and back to NOT_SERVING whenever one fails.
+    """
     config = CommonConfig.from_env(name)
     grpc_port = env_port(f"FRAUD_{service_env_name(name)}_GRPC_PORT", 0)
     # Loopback by default; a container sets FRAUD_BIND_HOST=0.0.0.0 so probes, peers and Prometheus reach it.
     bind_host = env_str("FRAUD_BIND_HOST", "127.0.0.1")
     max_in_flight = env_int(f"FRAUD_{service_env_name(name)}_GRPC_MAX_IN_FLIGHT", 512, minimum=0)
+    readiness_every_s = env_float("FRAUD_READINESS_EVERY_S", 1.0, minimum=0.05)
     configure_logging(config.log_level)
     # Traces only when exported: without an OTLP endpoint no provider is installed and spans are no-ops.
     tracer_provider = setup_telemetry(name, config.otlp_endpoint) if config.otlp_endpoint else None
@@ -76,6 +86,7 @@ async def run_service(
         js = nc.jetstream()
         await ensure_streams(js)
         context = ServiceContext(config=config, nc=nc, js=js, store=EventStore(js), stack=stack)
+        context.readiness.add("nats", partial(_nats_connected, nc))
         servicers = await bootstrap(context)
         if gc.get_threshold()[0] > 700:  # tuned (a service process, not tests): start-up objects never move
             gc.collect()
@@ -88,17 +99,29 @@ async def run_service(
             tracing=tracer_provider is not None,
             max_in_flight=max_in_flight,
             host=bind_host,
+            ready=False,
             options=grpc_message_options(name),
         )
         await server.start()
+        reporting = asyncio.ensure_future(
+            keep_reporting(name, context.readiness, partial(set_ready, server), readiness_every_s)
+        )
+        context.on_shutdown.insert(0, reporting.cancel)  # before anything it checks is closed
         serving = asyncio.ensure_future(serve_until_signalled(server, context.on_shutdown, stop_event=stop_event))
         await asyncio.sleep(0)  # let it install the SIGTERM/SIGINT handlers before anyone is told we are ready
-        log.info("%s ready grpc_port=%d metrics_port=%d", name, port, metrics_port)
+        log.info("%s serving grpc_port=%d metrics_port=%d", name, port, metrics_port)
         if on_ready is not None:
             on_ready(port)
-        await serving
+        try:
+            await serving
+        finally:
+            reporting.cancel()
     if tracer_provider is not None:
         tracer_provider.shutdown()
+
+
+async def _nats_connected(nc: NATS) -> str | None:
+    return None if nc.is_connected else "NATS is not connected (reconnecting)"
 
 
 def grpc_message_options(name: str) -> list[tuple[str, int]]:
@@ -198,8 +221,10 @@ class RunningService:
         await self.task
 
 
-async def start_in_process(name: str, bootstrap: Bootstrap, timeout: float = 30.0) -> RunningService:
-    """Start a service as a task of the running loop and wait until it serves."""
+async def start_in_process(
+    name: str, bootstrap: Bootstrap, timeout: float = 30.0, *, wait_ready: bool = False
+) -> RunningService:
+    """Start a service as a task of the running loop and wait until it serves (and is ready, with `wait_ready`)."""
     stop = asyncio.Event()
     ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     task = asyncio.ensure_future(run_service(name, bootstrap, stop_event=stop, on_ready=ready.set_result))
@@ -210,4 +235,11 @@ async def start_in_process(name: str, bootstrap: Bootstrap, timeout: float = 30.
         if task in done:
             task.result()  # raises the startup error
         raise TimeoutError(f"{name} did not become ready within {timeout}s")
-    return RunningService(port=ready.result(), stop_event=stop, task=task)
+    service = RunningService(port=ready.result(), stop_event=stop, task=task)
+    if wait_ready:
+        try:
+            await wait_until_serving(service.address, timeout)
+        except TimeoutError:
+            await service.stop()
+            raise
+    return service

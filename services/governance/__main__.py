@@ -2,7 +2,7 @@
 
 The shared `fraudshared.service.main` is the one async main: an AsyncExitStack owns the NATS connection and
 the grpc.aio server, streams are ensured at start, SIGTERM/SIGINT shut down gracefully, the bound port is
-logged (``governance ready grpc_port=...``).
+logged (``governance serving grpc_port=...``, then ``governance ready`` once its readiness checks pass).
 """
 
 from fraudshared.service import main

@@ -52,13 +52,17 @@ def test_catalog_folds_registration_and_champion_deployment() -> None:
 
 
 class FakeRunner:
-    def __init__(self, score: float | Exception) -> None:
+    def __init__(self, score: float | Exception, live: bool = True) -> None:
         self.result = score
+        self.is_live = live
 
     async def score(self, triton_model_name: str, values: Sequence[float], timeout: float) -> float:
         if isinstance(self.result, Exception):
             raise self.result
         return self.result
+
+    async def live(self, timeout: float) -> bool:
+        return self.is_live
 
 
 class FakePredictions:
@@ -147,14 +151,36 @@ class CountingRunner(FakeRunner):
         return await super().score(triton_model_name, values, timeout)
 
 
-async def test_triton_down_falls_to_the_in_process_copy_of_the_same_model() -> None:
+def decisions_on(path: str) -> float:
+    from services.scoring.service_layer.handlers import DECISIONS
+
+    return DECISIONS.labels(path)._value.get()
+
+
+async def test_triton_down_falls_to_the_in_process_copy_of_the_same_model_flagged_degraded() -> None:
+    log = FakePredictions()
     deps = ScoringDeps(
-        catalog=champion_catalog(), runner=FakeRunner(InferenceError("down")), predictions=FakePredictions(),
+        catalog=champion_catalog(), runner=FakeRunner(InferenceError("down")), predictions=log,
         local=FakeLocal(score=0.9),
     )  # fmt: skip
+    before = decisions_on("local_onnx")
     response = await score_features(req(), deps)
-    assert response.scoring_path == common.SCORING_PATH_LOCAL_ONNX and not response.degraded
+    assert response.scoring_path == common.SCORING_PATH_LOCAL_ONNX and response.degraded
     assert response.decision == common.DECISION_DECLINE and response.model.version == "1.0.0"
+    assert log.recorded["tx-1"].degraded  # the monitor and the audit trail see it too
+    assert [r.code for r in response.reason_codes] == ["MODEL_SCORE_AT_DECLINE_THRESHOLD"]  # what replay re-derives
+    assert decisions_on("local_onnx") == before + 1
+
+
+async def test_decisions_are_counted_by_scoring_path_once_per_transaction() -> None:
+    deps = ScoringDeps(catalog=champion_catalog(), runner=FakeRunner(0.1), predictions=FakePredictions())
+    before = decisions_on("triton"), decisions_on("safe_mode_rules")
+    first = await score_features(req("tx-a"), deps)
+    await score_features(req("tx-a"), deps)  # a retry answers the recorded decision: not a second decision
+    deps.catalog = ModelCatalog()
+    await score_features(req("tx-b"), deps)
+    assert first.scoring_path == common.SCORING_PATH_TRITON and not first.degraded
+    assert (decisions_on("triton"), decisions_on("safe_mode_rules")) == (before[0] + 1, before[1] + 1)
 
 
 async def test_breaker_opens_after_repeated_failures_and_stops_calling_triton() -> None:

@@ -1,7 +1,8 @@
 """The ladder's second rung and the explainer: the same artifacts, in process, fetched from governance.
 
-Artifacts are fetched by content address (GetModelArtifact) when a version starts serving, checked against
-their sha256 before use, and kept per sha256. ONNX runs with onnxruntime on one thread; the explainer is the
+Artifacts are fetched by content address (GetModelArtifact) when a version starts serving (and again at each
+readiness check until one is loaded, so a fetch that found governance down is retried), checked against their
+sha256 before use, and kept per sha256. ONNX runs with onnxruntime on one thread; the explainer is the
 native LightGBM model, whose `pred_contrib` gives per-feature contributions (tree SHAP) for reason codes.
 """
 
@@ -59,7 +60,8 @@ class LocalModels:
 
     async def _load(self, sha256: str, build: object) -> None:
         try:
-            async for attempt in AsyncRetrying(stop=stop_after_attempt(5), wait=wait_exponential(0.2, max=3)):
+            retrying = AsyncRetrying(stop=stop_after_attempt(5), wait=wait_exponential(0.2, max=3), reraise=True)
+            async for attempt in retrying:
                 with attempt:
                     response = await self._stub.GetModelArtifact(gov.GetModelArtifactRequest(sha256=sha256), timeout=10)
             content = response.content
@@ -67,6 +69,8 @@ class LocalModels:
                 raise ArtifactMismatch(f"artifact {sha256[:12]} does not match its sha256; not loaded")
             await asyncio.to_thread(build, sha256, content)  # type: ignore[arg-type]
             log.info("local copy ready sha256=%s", sha256[:12])
+        except grpc.aio.AioRpcError as exc:  # governance not reachable (yet): readiness asks again
+            log.warning("could not fetch artifact sha256=%s from governance: %s", sha256[:12], exc.code().name)
         except Exception:
             log.exception("could not load artifact sha256=%s; this rung stays unavailable for it", sha256[:12])
 

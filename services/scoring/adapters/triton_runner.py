@@ -152,6 +152,14 @@ class TritonRunner:
             raise InferenceError(f"{name}: expected {len(matrix)} probabilities, got shape {output.shape}")
         return output
 
+    async def live(self, timeout: float) -> bool:
+        """Triton's ServerLive: False when it does not answer within `timeout` (down, restarting, hung)."""
+        try:
+            response = await self._stub.ServerLive(service_pb2.ServerLiveRequest(), timeout=timeout)
+        except grpc.aio.AioRpcError:
+            return False
+        return bool(response.live)
+
     async def close(self) -> None:
         for task in list(self._calls):
             task.cancel()

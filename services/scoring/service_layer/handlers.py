@@ -1,8 +1,9 @@
 """ScoreFeatures: route (champion or canary), score down the fallback ladder, explain, record once.
 
 Ladder: Triton (behind a circuit breaker, deadline from the caller's budget) -> the same ONNX in process
-(sha256 checked) -> safe-mode rules (REVIEW, degraded, reason SAFE_MODE). When Triton answers again, the
-breaker's half-open probe sends traffic back to it. Shadow models are scored after the answer, off the path.
+(sha256 checked; the decision is flagged degraded, as Triton failed) -> safe-mode rules (REVIEW, degraded,
+reason SAFE_MODE). When Triton answers again, the breaker's half-open probe sends traffic back to it. Shadow
+models are scored after the answer, off the path. `fraud_scoring_decisions_total` counts decisions by path.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ RECORD_RESERVE_S = 0.01  # kept back from the caller's budget to append Predicti
 SAFE_MODE_THRESHOLDS = common.Thresholds(review=0.0, decline=2.0)  # every safe-mode decision is REVIEW
 MAX_SHADOW_IN_FLIGHT = 64
 FALLBACKS = Counter("fraud_scoring_fallback_total", "Decisions that left a rung of the ladder", ["to", "reason"])
+DECISIONS = Counter("fraud_scoring_decisions_total", "Decisions recorded, by scoring path", ["path"])
+_DECISIONS_BY_PATH = {
+    path: DECISIONS.labels(common.ScoringPath.Name(path).removeprefix("SCORING_PATH_").lower())
+    for path in (common.SCORING_PATH_TRITON, common.SCORING_PATH_LOCAL_ONNX, common.SCORING_PATH_SAFE_MODE_RULES)
+}
 SHADOW_DROPPED = Counter("fraud_scoring_shadow_dropped_total", "Shadow scorings skipped because too many ran")
 log = get_logger(__name__)
 
@@ -136,6 +142,7 @@ async def score_features(
         prediction.score = score
         prediction.decision = decision
         prediction.scoring_path = path
+        prediction.degraded = path != common.SCORING_PATH_TRITON  # Triton failed: callers and the monitor see it
         prediction.role = model_events.DEPLOYMENT_ROLE_CANARY if is_canary else model_events.DEPLOYMENT_ROLE_CHAMPION
         prediction.reason_codes.extend(threshold_reasons(decision, score, model.thresholds))
         if decision != common.DECISION_APPROVE:
@@ -144,6 +151,9 @@ async def score_features(
     recorded = await deps.predictions.append_prediction(prediction)
     final = recorded if recorded is not None else prediction
     if recorded is None:
+        counter = _DECISIONS_BY_PATH.get(prediction.scoring_path)
+        if counter is not None:
+            counter.inc()
         _score_shadow(deps, request)
     return scoring.ScoreFeaturesResponse(
         decision=final.decision,

@@ -18,6 +18,10 @@ class ModelRunner(Protocol):
         """Fraud probability of one feature vector; raises InferenceError."""
         ...
 
+    async def live(self, timeout: float) -> bool:
+        """Whether the model server answers at all (a model it lacks is then not loaded, not unreachable)."""
+        ...
+
 
 class LocalModels(Protocol):
     """In-process copies of the serving artifacts (second rung) and their explainers."""
