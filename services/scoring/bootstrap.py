@@ -1,10 +1,14 @@
-"""Composition root of the scoring service: fold MODELS, connect Triton, serve ScoreFeatures."""
+"""Composition root of the scoring service: fold MODELS, connect Triton, serve ScoreFeatures.
+
+Ready (grpc.health.v1 "") when every deciding model answers a probe on its top rung (service_layer/readiness).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from aiobreaker import CircuitBreaker
 
@@ -23,6 +27,7 @@ from services.scoring.adapters.triton_runner import TritonRunner
 from services.scoring.domain.catalog import ModelCatalog
 from services.scoring.entrypoints.grpc_servicer import ScoringServicer
 from services.scoring.service_layer.handlers import ScoringDeps, score_features
+from services.scoring.service_layer.readiness import why_not_ready
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
             fail_max=config.breaker_failures, timeout_duration=timedelta(seconds=config.breaker_reset_s), name="triton"
         ),
     )
+    ctx.readiness.add("models", partial(why_not_ready, deps))
 
     async def handle(request: scoring.ScoreFeaturesRequest, deadline: float | None) -> scoring.ScoreFeaturesResponse:
         return await score_features(request, deps, deadline)
