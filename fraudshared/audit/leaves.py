@@ -8,12 +8,11 @@ and any later change to it is still detected.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 
-from fraudshared.events.envelope import EnvelopeError, from_nats
+from fraudshared.events.envelope import RAW_PREAMBLE, EnvelopeError, from_nats, raw_message_hash
 
-RAW_PREAMBLE = b"fraud-raw-message-v1\n"
+__all__ = ["RAW_PREAMBLE", "event_hash", "raw_message_hash"]
 
 
 def event_hash(headers: Mapping[str, str] | None, body: bytes | None) -> bytes:
@@ -22,13 +21,3 @@ def event_hash(headers: Mapping[str, str] | None, body: bytes | None) -> bytes:
         return bytes.fromhex(from_nats(headers, body).sha256())
     except (EnvelopeError, ValueError):
         return raw_message_hash(headers, body)
-
-
-def raw_message_hash(headers: Mapping[str, str] | None, body: bytes | None) -> bytes:
-    """SHA-256 of ``fraud-raw-message-v1 LF``, ``name: value LF`` per header (lower-cased names, sorted), LF, body."""
-    digest = hashlib.sha256(RAW_PREAMBLE)
-    for name, value in sorted((k.lower(), v) for k, v in (headers or {}).items()):
-        digest.update(f"{name}: {value}\n".encode("utf-8", "surrogateescape"))
-    digest.update(b"\n")
-    digest.update(body or b"")
-    return digest.digest()

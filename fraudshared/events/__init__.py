@@ -4,12 +4,22 @@ from fraudshared.events.envelope import (
     CONTENT_TYPE_PROTOBUF,
     Envelope,
     EnvelopeError,
+    UnexpectedType,
     event_id,
     from_nats,
     new_envelope,
     to_nats,
 )
-from fraudshared.events.store import AppendRequest, AppendResult, ConcurrencyError, EventStore, StoredEvent
+from fraudshared.events.quarantine import QUARANTINE_STREAM, Quarantine
+from fraudshared.events.store import (
+    AppendRequest,
+    AppendResult,
+    ConcurrencyError,
+    EventStore,
+    OnUnreadable,
+    StoredEvent,
+    UnreadableEvent,
+)
 from fraudshared.events.streams import (
     StreamConfigConflict,
     StreamSpec,
@@ -20,15 +30,20 @@ from fraudshared.events.upcasting import Upcaster, UpcasterRegistry, UpcastError
 
 __all__ = [
     "CONTENT_TYPE_PROTOBUF",
+    "QUARANTINE_STREAM",
     "AppendRequest",
     "AppendResult",
     "ConcurrencyError",
     "Envelope",
     "EnvelopeError",
     "EventStore",
+    "OnUnreadable",
+    "Quarantine",
     "StoredEvent",
     "StreamConfigConflict",
     "StreamSpec",
+    "UnexpectedType",
+    "UnreadableEvent",
     "UpcastError",
     "Upcaster",
     "UpcasterRegistry",

@@ -26,6 +26,7 @@ SPECVERSION = "1.0"
 CONTENT_TYPE_PROTOBUF = "application/protobuf"
 HEADER_PREFIX = "ce-"
 HASH_PREAMBLE = b"fraud-envelope-v1\n"
+RAW_PREAMBLE = b"fraud-raw-message-v1\n"
 # Attribute order of the canonical encoding (sha256) and of the headers: required first, then the rest.
 ATTRIBUTES = (
     "specversion",
@@ -51,6 +52,10 @@ M = TypeVar("M", bound=Message)
 
 class EnvelopeError(ValueError):
     """An envelope is malformed (missing or invalid attribute, wrong payload type)."""
+
+
+class UnexpectedType(EnvelopeError):
+    """The envelope is readable, but its type is not the one (or one of those) the reader takes."""
 
 
 def _encode(value: str) -> str:
@@ -200,7 +205,7 @@ class Envelope:
     def payload(self, message_type: builtins.type[M]) -> M:
         """Parses ``data`` as ``message_type``; checks the type name first (upcast old versions before)."""
         if message_type.DESCRIPTOR.full_name != self.type:
-            raise EnvelopeError(f"envelope type {self.type!r} is not {message_type.DESCRIPTOR.full_name!r}")
+            raise UnexpectedType(f"envelope type {self.type!r} is not {message_type.DESCRIPTOR.full_name!r}")
         message = message_type()
         message.ParseFromString(self.data)
         return message
@@ -238,6 +243,19 @@ def to_nats(envelope: Envelope) -> tuple[dict[str, str], bytes]:
     """Binary content mode: ``ce-*`` headers and the payload as body (``Nats-Msg-Id`` is the store's job)."""
     headers = {HEADER_PREFIX + name: _encode(value) for name, value in envelope.attributes().items()}
     return headers, envelope.data
+
+
+def raw_message_hash(headers: Mapping[str, str] | None, body: bytes | None) -> bytes:
+    """SHA-256 of ``fraud-raw-message-v1 LF``, ``name: value LF`` per header (lower-cased names, sorted), LF, body.
+
+    The hash of a stored message that is not a readable envelope (docs/audit.md "What is hashed").
+    """
+    digest = hashlib.sha256(RAW_PREAMBLE)
+    for name, value in sorted((k.lower(), v) for k, v in (headers or {}).items()):
+        digest.update(f"{name}: {value}\n".encode("utf-8", "surrogateescape"))
+    digest.update(b"\n")
+    digest.update(body or b"")
+    return digest.digest()
 
 
 def to_nats_checked(envelope: Envelope) -> tuple[dict[str, str], bytes]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from nats.js import JetStreamContext
@@ -20,7 +20,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header, PubAck
 from nats.js.errors import APIError, NoStreamResponseError, NotFoundError, ServiceUnavailableError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from fraudshared.events.envelope import Envelope, from_nats, to_nats_checked
+from fraudshared.events.envelope import Envelope, EnvelopeError, from_nats, to_nats_checked
 
 ERR_WRONG_LAST_SEQUENCE = 10071
 ERR_NO_MESSAGE_FOUND = 10037
@@ -66,6 +66,30 @@ class StoredEvent:
     seq: int
     subject: str
     envelope: Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableEvent:
+    """A stored message that is not a readable envelope, as a tolerant read met it (never logged as is).
+
+    Attributes:
+        stream: Stream name.
+        seq: Stream sequence.
+        subject: NATS subject it was published on.
+        headers: Its headers as stored (may be empty).
+        body: Its body as stored.
+        error: Why `from_nats` refused it.
+    """
+
+    stream: str
+    seq: int
+    subject: str
+    headers: dict[str, str]
+    body: bytes
+    error: EnvelopeError
+
+
+OnUnreadable = Callable[[UnreadableEvent], Awaitable[None] | None]
 
 
 class EventStore:
@@ -207,16 +231,27 @@ class EventStore:
             raise
         return int(message.seq or 0)
 
-    async def read_subject(self, stream: str, subject_filter: str, from_seq: int = 1) -> AsyncIterator[StoredEvent]:
+    async def read_subject(
+        self, stream: str, subject_filter: str, from_seq: int = 1, *, on_unreadable: OnUnreadable | None = None
+    ) -> AsyncIterator[StoredEvent]:
         """Yields events on ``subject_filter`` (wildcards allowed) from ``from_seq`` in stream order.
 
         Reads through a short-lived ordered ephemeral pull consumer without acks, up to the stream's last
         sequence at the time of the call, then stops (events appended meanwhile are not included). To stop
         early, wrap it in ``contextlib.aclosing`` so the consumer is deleted at once (else it expires in 30 s).
 
+        Args:
+            stream: Stream name.
+            subject_filter: NATS subject filter.
+            from_seq: First stream sequence to read.
+            on_unreadable: Tolerant mode: a message that is not a readable envelope is passed to this callback
+                (awaited if it returns an awaitable) and skipped, and reading goes on. Without it such a
+                message raises, so no caller skips an event without deciding to.
+
         Raises:
             nats.js.errors.NotFoundError: If the stream does not exist.
-            fraudshared.events.envelope.EnvelopeError: If a stored message is not a valid envelope.
+            fraudshared.events.envelope.EnvelopeError: If a stored message is not a valid envelope and no
+                ``on_unreadable`` was given.
         """
         end_seq = (await self._js.stream_info(stream)).state.last_seq
         if end_seq < max(from_seq, 1):
@@ -239,7 +274,17 @@ class EventStore:
                     seq = meta.sequence.stream
                     if seq > end_seq:
                         return
-                    yield StoredEvent(seq=seq, subject=msg.subject, envelope=from_nats(msg.headers, msg.data))
+                    try:
+                        envelope = from_nats(msg.headers, msg.data)
+                    except EnvelopeError as exc:
+                        if on_unreadable is None:
+                            raise
+                        unreadable = UnreadableEvent(stream, seq, msg.subject, dict(msg.headers or {}), msg.data, exc)
+                        outcome = on_unreadable(unreadable)
+                        if outcome is not None:
+                            await outcome
+                    else:
+                        yield StoredEvent(seq=seq, subject=msg.subject, envelope=envelope)
                     if seq == end_seq or meta.num_pending == 0:
                         return
         finally:

@@ -77,6 +77,7 @@ def default_specs(duplicate_window: float = DEFAULT_DUPLICATE_WINDOW_S, replicas
         ("AUDIT", "fraud.audit.>", "Signed, chained audit checkpoints over the other streams."),
         ("MONITOR", "fraud.monitor.>", "Drift and performance reports, alerts, remediation actions."),
         ("PRIVACY", "fraud.privacy.>", "Erasures (SubjectErased): which subject was forgotten, by whom, why."),
+        ("QUARANTINE", "fraud.quarantine.>", "Events a reader skipped (EventQuarantined): who, where, why."),
     )
     return tuple(StreamSpec(name, (subject,), text, duplicate_window, replicas) for name, subject, text in families)
 

@@ -96,7 +96,9 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
             except Exception:  # the fold was voided (state goes stale and is rebuilt from the log)
                 log.warning("label of %s at LABELS sequence %d was not recorded", label.transaction_id, seq)
 
-    labels = await follow(ctx.js, ctx.store, "LABELS", subjects.LABELS_ALL, on_label, state.labels_seq + 1)
+    labels = await follow(
+        ctx.js, ctx.store, "LABELS", subjects.LABELS_ALL, on_label, state.labels_seq + 1, reader="features"
+    )
 
     async def handle(
         request: features.ComputeFeaturesRequest, deadline: float | None

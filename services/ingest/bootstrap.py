@@ -70,7 +70,7 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
     async def on_erased(seq: int, envelope: Envelope) -> None:  # `privacy forget` ran: drop our cached key now
         key_store.drop_cached(envelope.payload(privacy_events.SubjectErased).subject_id)
 
-    erasures = await follow(ctx.js, ctx.store, "PRIVACY", subjects.PRIVACY_ALL, on_erased)
+    erasures = await follow(ctx.js, ctx.store, "PRIVACY", subjects.PRIVACY_ALL, on_erased, reader="ingest")
     ctx.on_shutdown.append(erasures.stop)
     full_name = ingest.DESCRIPTOR.services_by_name["IngestService"].full_name
     return [(ingest_grpc.add_IngestServiceServicer_to_server, IngestServicer(deps), full_name)]

@@ -37,9 +37,10 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
         counters.on_label(envelope.payload(events.LabelReported))
 
     predictions = await follow(
-        ctx.js, ctx.store, "PREDICTIONS", subjects.PREDICTIONS_MADE_ALL, on_prediction, linger_s=config.follow_linger_s
-    )
-    labels = await follow(ctx.js, ctx.store, "LABELS", subjects.LABELS_ALL, on_label)
+        ctx.js, ctx.store, "PREDICTIONS", subjects.PREDICTIONS_MADE_ALL, on_prediction,
+        linger_s=config.follow_linger_s, reader="monitor",
+    )  # fmt: skip
+    labels = await follow(ctx.js, ctx.store, "LABELS", subjects.LABELS_ALL, on_label, reader="monitor")
     ctx.on_shutdown += [predictions.stop, labels.stop]
     full_name = monitor.DESCRIPTOR.services_by_name["MonitorService"].full_name
     return [(monitor_grpc.add_MonitorServiceServicer_to_server, MonitorServicer(counters), full_name)]

@@ -63,7 +63,7 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
             local.prepare(model)
 
     subscription = await follow(
-        ctx.js, ctx.store, MODELS, subjects.MODELS_ALL, catalog_folder(catalog, prepare_local_copies)
+        ctx.js, ctx.store, MODELS, subjects.MODELS_ALL, catalog_folder(catalog, prepare_local_copies), reader="scoring"
     )
     if not 1 <= config.triton_batch_rows <= 64 or config.triton_calls_in_flight < 1:
         raise ConfigError("FRAUD_SCORING_TRITON_BATCH_ROWS must be 1-64 and FRAUD_SCORING_TRITON_CALLS_IN_FLIGHT >= 1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from fraudshared.events import (
     AppendRequest,
     ConcurrencyError,
     Envelope,
+    EnvelopeError,
     EventStore,
     StreamConfigConflict,
     StreamSpec,
@@ -73,7 +75,9 @@ def prefix(spec: StreamSpec) -> str:
 
 async def test_default_streams_are_append_only_and_ensure_is_idempotent(js: JetStreamContext) -> None:
     first = await ensure_streams(js, default_specs())
-    assert set(first) == {"TRANSACTIONS", "FEATURES", "PREDICTIONS", "LABELS", "MODELS", "AUDIT", "MONITOR", "PRIVACY"}
+    assert set(first) == {
+        "TRANSACTIONS", "FEATURES", "PREDICTIONS", "LABELS", "MODELS", "AUDIT", "MONITOR", "PRIVACY", "QUARANTINE"
+    }  # fmt: skip
     assert set(first.values()) <= {"created", "unchanged"}
     assert set((await ensure_streams(js)).values()) == {"unchanged"}
     info = await js.stream_info("TRANSACTIONS")
@@ -234,7 +238,7 @@ async def test_a_lingering_follower_reads_a_burst_in_one_batch(js: JetStreamCont
         if len(seen) == 11:
             all_seen.set()
 
-    follower = await follow(js, store, unique_stream.name, f"{base}.>", on_event, linger_s=0.6)
+    follower = await follow(js, store, unique_stream.name, f"{base}.>", on_event, linger_s=0.6, reader="test")
     try:
         first = time.monotonic()
         await store.append_many([AppendRequest(envelope("tx-0"), f"{base}.card-0")])
@@ -248,3 +252,18 @@ async def test_a_lingering_follower_reads_a_burst_in_one_batch(js: JetStreamCont
         assert min(burst) - seen[0][1] >= 0.5 and max(burst) - min(burst) < 0.05
     finally:
         await follower.stop()
+
+
+async def test_an_envelope_that_would_not_read_back_is_refused_and_nothing_is_appended(
+    js: JetStreamContext, unique_stream: StreamSpec
+) -> None:
+    store, subject = EventStore(js), f"{prefix(unique_stream)}.broken"
+    broken = envelope("tx-broken")
+    object.__setattr__(broken, "time", datetime(2026, 1, 1))  # naive: slipped past the envelope's validation
+    with pytest.raises(EnvelopeError, match="read back"):
+        await store.append(broken, subject=subject)
+    assert (await js.stream_info(unique_stream.name)).state.messages == 0
+    year_one = dataclasses.replace(envelope("tx-year-1"), time=datetime(1, 1, 1, tzinfo=UTC))
+    await store.append(year_one, subject=subject)  # the contract's whole range is written so that it reads back
+    [stored] = [e async for e in store.read_subject(unique_stream.name, subject)]
+    assert stored.envelope == year_one

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from nats.js import JetStreamContext
 
 from fraudshared import subjects
-from fraudshared.events.envelope import event_id, new_envelope
-from fraudshared.events.store import ConcurrencyError, EventStore, StoredEvent
+from fraudshared.events.envelope import UnexpectedType, event_id, new_envelope
+from fraudshared.events.quarantine import Quarantine
+from fraudshared.events.store import ConcurrencyError, EventStore
 from fraudshared.events.upcasting import UpcasterRegistry
 from fraudshared.telemetry import inject_headers
 from services.governance.domain import events as ev
@@ -20,7 +20,6 @@ from services.governance.service_layer.ports import History
 
 MODELS_STREAM = "MODELS"
 SOURCE = "/fraud/governance"
-log = logging.getLogger(__name__)
 # Old payloads are lifted to the current schema version on the way in (none yet: every event is v1).
 UPCASTERS = UpcasterRegistry(current={name: ev.SCHEMA_VERSION for name in ev.EVENT_TYPES})
 _TIME_FIELDS = (
@@ -38,20 +37,29 @@ class JetStreamModelEvents:
     """Implements `services.governance.service_layer.ports.ModelEventLog`."""
 
     def __init__(
-        self, store: EventStore, js: JetStreamContext, *, stream: str = MODELS_STREAM, source: str = SOURCE
+        self,
+        store: EventStore,
+        js: JetStreamContext,
+        *,
+        stream: str = MODELS_STREAM,
+        source: str = SOURCE,
+        reader: str = "governance",
     ) -> None:
-        """Wraps the shared event store (``js`` answers the stream's last sequence)."""
+        """Wraps the shared event store (``js`` answers the stream's last sequence).
+
+        An event that does not decode is quarantined under ``reader`` (recorded once, counted, logged) and
+        skipped, so neither the aggregate nor the registry projection ever stops on one.
+        """
         self._store = store
         self._js = js
         self._stream = stream
         self._source = source
+        self._quarantine = Quarantine(store, reader)
 
     async def load(self, model_name: str) -> History:
         history: History = []
-        async for stored in self._store.read_subject(self._stream, subjects.model_events(model_name)):
-            event = self._decode(stored)
-            if event is not None:
-                history.append((event, stored.seq))
+        async for event, seq in self._read(subjects.model_events(model_name), 1):
+            history.append((event, seq))
         return history
 
     async def append(self, event: Message, *, expected_last_seq: int | None) -> int:
@@ -73,22 +81,26 @@ class JetStreamModelEvents:
         return result.seq
 
     async def read_all(self, after_seq: int) -> AsyncIterator[tuple[Message, int]]:
-        async for stored in self._store.read_subject(self._stream, subjects.MODELS_ALL, after_seq + 1):
-            event = self._decode(stored)
-            if event is not None:
-                yield event, stored.seq
+        async for pair in self._read(subjects.MODELS_ALL, after_seq + 1):
+            yield pair
+
+    async def _read(self, subject: str, from_seq: int) -> AsyncIterator[tuple[Message, int]]:
+        quarantine = self._quarantine
+        async for stored in self._store.read_subject(
+            self._stream, subject, from_seq, on_unreadable=quarantine.unreadable
+        ):
+            try:
+                envelope = UPCASTERS.upcast(stored.envelope)
+                event = ev.decode(envelope.type, envelope.data)
+            except (ValueError, DecodeError) as exc:  # UnknownEventType and UpcastError are ValueErrors
+                error = UnexpectedType(str(exc)) if isinstance(exc, ev.UnknownEventType) else exc
+                await quarantine.failed(self._stream, stored.seq, stored.subject, stored.envelope, error)
+                continue
+            yield event, stored.seq
 
     async def last_seq(self) -> int:
         info = await self._js.stream_info(self._stream)
         return int(info.state.last_seq or 0)
-
-    def _decode(self, stored: StoredEvent) -> Message | None:
-        try:
-            envelope = UPCASTERS.upcast(stored.envelope)
-            return ev.decode(envelope.type, envelope.data)
-        except (ev.UnknownEventType, ValueError) as exc:
-            log.warning("skipping stream %s seq %d on %s: %s", self._stream, stored.seq, stored.subject, exc)
-            return None
 
 
 def _event_time(event: Message) -> datetime:

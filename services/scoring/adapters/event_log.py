@@ -8,7 +8,7 @@ from datetime import UTC
 from fraud.events.v1 import model_events_pb2 as model_events
 from fraud.events.v1 import transaction_events_pb2 as events
 from fraudshared import subjects
-from fraudshared.events.envelope import Envelope
+from fraudshared.events.envelope import Envelope, UnexpectedType
 from fraudshared.events.follow import Handler
 from fraudshared.events.once import OnceLog
 from services.scoring.domain.catalog import ModelCatalog
@@ -56,12 +56,17 @@ class JetStreamPredictionLog:
 
 
 def catalog_folder(catalog: ModelCatalog, on_change: Callable[[], None] = lambda: None) -> Handler:
-    """A follow() handler that folds model events into `catalog`, then calls `on_change`."""
+    """A follow() handler that folds model events into `catalog`, then calls `on_change`.
+
+    Any other type on MODELS raises `UnexpectedType`, so the follower quarantines it instead of passing over
+    it in silence.
+    """
 
     def handle(seq: int, envelope: Envelope) -> None:
         message_type = MODEL_EVENT_TYPES.get(envelope.type)
-        if message_type is not None:
-            catalog.apply(envelope.payload(message_type))
-            on_change()
+        if message_type is None:
+            raise UnexpectedType(f"{envelope.type!r} is not a model lifecycle event")
+        catalog.apply(envelope.payload(message_type))
+        on_change()
 
     return handle
