@@ -59,7 +59,7 @@ def up(
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait until every component is healthy.")] = 90.0,
 ) -> None:
-    """Start NATS, Triton and the services under honcho, and wait until all are healthy."""
+    """Start NATS, Triton and the services under supervisord (which restarts them), and wait until all are healthy."""
     components = [c.strip() for c in only.split(",") if c.strip()] if only else list(ALL)
     runtime.up(var_dir, components, timeout=timeout, console=console)
 
@@ -72,18 +72,20 @@ def down(var_dir: VarDir = Path("var")) -> None:
 
 @app.command()
 def status(var_dir: VarDir = Path("var")) -> None:
-    """Show each component's address, pid, health and uptime; exit 1 unless all are healthy."""
+    """Show address, pid, health, uptime, supervisor state and restarts per component; exit 1 unless all healthy."""
     raise typer.Exit(runtime.status(var_dir, console=console))
 
 
 @app.command()
 def logs(
-    component: Annotated[str | None, typer.Argument(help=f"One of: {', '.join(ALL)}; all when omitted.")] = None,
+    component: Annotated[
+        str | None, typer.Argument(help=f"One of: {', '.join(runtime.LOG_NAMES)}; each, prefixed, when omitted.")
+    ] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")] = False,
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many past lines to print.")] = 100,
     var_dir: VarDir = Path("var"),
 ) -> None:
-    """Print the runtime's log (honcho's, each line prefixed with its component)."""
+    """Print a component's log (var/log/<component>.log), or the last lines of each, prefixed with its name."""
     try:
         runtime.logs(var_dir, component, follow=follow, lines=lines)
     except KeyboardInterrupt:

@@ -1,7 +1,7 @@
 """Health probes for the local runtime's components.
 
 NATS: its monitoring ``/healthz``; Triton: ``/v2/health/ready``; our services: ``grpc.health.v1`` Check of the
-overall service ``""``.
+overall service ``""``. `LIVENESS` lists what the watchdog (`fraudctl.watchdog`) polls to see a hung server.
 """
 
 from __future__ import annotations
@@ -15,6 +15,13 @@ from fraudctl.procfile import HOST, Component
 SERVING = "SERVING"
 NOT_SERVING = "NOT_SERVING"
 DOWN = "DOWN"
+
+# Per component the watchdog covers: the port kind and the HTTP paths that must all answer 200. Triton's
+# process can outlive its ability to serve (a hung server, a lost backend), so live and ready are both asked.
+LIVENESS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "nats": ("monitor", ("/healthz",)),
+    "triton": ("http", ("/v2/health/live", "/v2/health/ready")),
+}
 
 # Loopback probes must never go through a proxy configured for the outside world.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -33,9 +40,9 @@ def probe(component: Component, timeout: float = 1.0) -> str:
     if component.name == "nats":
         if not _listening(component.ports["client"], timeout):
             return DOWN
-        return _probe_http(component.ports["monitor"], "/healthz", timeout)
+        return probe_http(component.ports["monitor"], "/healthz", timeout)
     if component.name == "triton":
-        return _probe_http(component.ports["http"], "/v2/health/ready", timeout)
+        return probe_http(component.ports["http"], "/v2/health/ready", timeout)
     return _probe_grpc(component.port, timeout)
 
 
@@ -47,16 +54,23 @@ def _listening(port: int, timeout: float) -> bool:
         return False
 
 
-def _probe_http(port: int, path: str, timeout: float) -> str:
+def probe_http(port: int, path: str, timeout: float) -> str:
+    """``GET http://127.0.0.1:<port><path>``: `SERVING` on 200, `DOWN` if refused, else `NOT_SERVING`."""
+    return check_http(port, path, timeout)[0]
+
+
+def check_http(port: int, path: str, timeout: float) -> tuple[str, str]:
+    """Like `probe_http`, with why when not 200 (``"HTTP 503"``, ``"timed out"``...), for logs."""
     try:
         with _OPENER.open(f"http://{HOST}:{port}{path}", timeout=timeout) as response:
-            return SERVING if response.status == 200 else NOT_SERVING
-    except urllib.error.HTTPError:
-        return NOT_SERVING
+            return (SERVING, "") if response.status == 200 else (NOT_SERVING, f"HTTP {response.status}")
+    except urllib.error.HTTPError as exc:
+        return NOT_SERVING, f"HTTP {exc.code}"
     except urllib.error.URLError as exc:
-        return DOWN if isinstance(exc.reason, ConnectionRefusedError) else NOT_SERVING
-    except OSError:
-        return NOT_SERVING
+        state = DOWN if isinstance(exc.reason, ConnectionRefusedError) else NOT_SERVING
+        return state, str(exc.reason)
+    except OSError as exc:  # a read timeout (a stopped server accepts the connection, then never answers)
+        return NOT_SERVING, str(exc) or type(exc).__name__
 
 
 def _probe_grpc(port: int, timeout: float) -> str:

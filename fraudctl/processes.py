@@ -1,7 +1,8 @@
 """Finding and stopping the local runtime's processes through ``/proc`` (Linux).
 
-Ours are: honcho (its command line names our Procfile, and so do the workers it forks) and every process
-honcho started or they started in turn (their environment carries `RUNTIME_MARKER` = our var dir).
+Ours are: supervisord (its command line names our ``run/supervisord.conf``) and every process it started
+or they started in turn (their environment carries `RUNTIME_MARKER` = our var dir, which supervisord
+passes on to every program).
 """
 
 from __future__ import annotations
@@ -56,13 +57,14 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
-def honcho_pid(paths: Paths) -> int | None:
-    """The pid of the live honcho started for this var dir (checked against its command line), else None."""
+def supervisord_pid(paths: Paths) -> int | None:
+    """The pid of the live supervisord started for this var dir (checked against its command line), else None."""
     try:
         pid = int(paths.pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
-    if alive(pid) and b"honcho" in _cmdline(pid) and str(paths.procfile).encode() in _cmdline(pid):
+    cmdline = _cmdline(pid)
+    if alive(pid) and b"supervisord" in cmdline and str(paths.supervisor_conf).encode() in cmdline:
         return pid
     return None
 
@@ -79,7 +81,7 @@ def _ancestors() -> set[int]:
 def our_processes(paths: Paths) -> list[int]:
     """Live processes belonging to the runtime in ``paths.var_dir`` (never this process or its ancestors)."""
     marker = f"{RUNTIME_MARKER}={paths.var_dir}\0".encode()
-    procfile = str(paths.procfile).encode()
+    conf = str(paths.supervisor_conf).encode()
     skip = _ancestors()
     found = []
     for entry in _PROC.iterdir():
@@ -89,7 +91,7 @@ def our_processes(paths: Paths) -> list[int]:
             environ = (entry / "environ").read_bytes() + b"\0"
         except OSError:
             environ = b""
-        if marker in environ or procfile in _cmdline(int(entry.name)):
+        if marker in environ or conf in _cmdline(int(entry.name)):
             found.append(int(entry.name))
     return sorted(found)
 

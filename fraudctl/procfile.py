@@ -1,20 +1,21 @@
 """The local runtime's plan: which processes run, on which loopback ports, with which environment.
 
 Everything here is a pure function of its arguments (no process is started), so the plan is unit-tested
-on its own. `fraudctl.runtime` writes it under ``var/run/``: a Procfile and an env file for honcho, and
-``plan.json`` from which other commands (status, logs, the demo) read the components' addresses.
+on its own. `fraudctl.runtime` writes it under ``var/run/``: ``plan.json``, from which other commands
+(status, logs, the demo) read the components' addresses, and supervisord's configuration rendered from it
+by `fraudctl.supervisor_conf`. (The module keeps its historical name: it once rendered a Procfile.)
 """
 
 from __future__ import annotations
 
 import json
-import shlex
 import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 HOST = "127.0.0.1"
+ROOT = Path(__file__).resolve().parents[1]  # the checkout: every component runs with it as its cwd
 INFRA = ("nats", "triton")
 SERVICES = ("ingest", "features", "scoring", "governance", "monitor")
 ALL = INFRA + SERVICES
@@ -24,7 +25,7 @@ PORT_KINDS: dict[str, tuple[str, ...]] = {
     "triton": ("grpc", "http", "metrics"),
     **{name: ("grpc", "metrics") for name in SERVICES},
 }
-# Set (to the absolute var dir) in the environment of every process honcho starts, so `down` finds strays.
+# Set (to the absolute var dir) in the environment of every process supervisord starts, so `down` finds strays.
 RUNTIME_MARKER = "FRAUD_RUNTIME_DIR"
 
 Ports = dict[str, dict[str, int]]
@@ -45,24 +46,30 @@ class Paths:
         return self.var_dir / "log"
 
     @property
-    def procfile(self) -> Path:
-        return self.run_dir / "Procfile"
-
-    @property
-    def env_file(self) -> Path:
-        return self.run_dir / ".env"
-
-    @property
     def plan_file(self) -> Path:
         return self.run_dir / "plan.json"
 
     @property
-    def pid_file(self) -> Path:
-        return self.run_dir / "honcho.pid"
+    def supervisor_conf(self) -> Path:
+        return self.run_dir / "supervisord.conf"
 
     @property
-    def honcho_log(self) -> Path:
-        return self.log_dir / "honcho.log"
+    def pid_file(self) -> Path:
+        return self.run_dir / "supervisord.pid"
+
+    @property
+    def supervisor_socket(self) -> Path:
+        """The XML-RPC endpoint of supervisord (mode 0700); the only way in, there is no TCP listener."""
+        return self.run_dir / "supervisor.sock"
+
+    @property
+    def supervisor_log(self) -> Path:
+        """The log of supervisord itself: spawns, exits, state changes (not the components' output)."""
+        return self.log_dir / "supervisord.log"
+
+    def component_log(self, name: str) -> Path:
+        """Where a component's stdout and stderr go."""
+        return self.log_dir / f"{name}.log"
 
     @property
     def nats_store(self) -> Path:
@@ -94,7 +101,7 @@ class Component:
 
 @dataclass(frozen=True)
 class Plan:
-    """What `fraudctl up` runs; the environment shared by all processes goes to honcho's env file."""
+    """What `fraudctl up` runs; ``env`` is the environment shared by all processes."""
 
     var_dir: Path
     components: dict[str, Component]
@@ -214,7 +221,7 @@ def build_plan(var_dir: Path, ports: Ports, python: str, components: Sequence[st
     env = {
         "FRAUD_VAR_DIR": str(paths.var_dir),
         RUNTIME_MARKER: str(paths.var_dir),
-        "PYTHONUNBUFFERED": "1",  # honcho reads a pipe; unbuffered output keeps log lines timely.
+        "PYTHONUNBUFFERED": "1",  # supervisord reads a pipe; unbuffered output keeps log lines timely.
     }
     for name in components:
         p = ports[name]
@@ -247,30 +254,10 @@ def build_plan(var_dir: Path, ports: Ports, python: str, components: Sequence[st
     return Plan(paths.var_dir, comps, env)
 
 
-def render_procfile(plan: Plan) -> str:
-    """Renders honcho's Procfile: one line per component.
-
-    ``exec`` makes the component replace honcho's shell, so the pid honcho reports is the component's.
-    Process-specific variables (Triton's library path) are set with ``env`` on that line only.
-    """
-    lines = []
-    for comp in plan.components.values():
-        prefix = ["env", *(f"{k}={v}" for k, v in sorted(comp.env.items()))] if comp.env else []
-        lines.append(f"{comp.name}: exec {shlex.join([*prefix, *comp.command])}")
-    return "\n".join(lines) + "\n"
-
-
-def render_env(plan: Plan) -> str:
-    """Renders honcho's env file (``KEY=value`` lines, shell-quoted) with the shared environment."""
-    return "".join(f"{key}={shlex.quote(value)}\n" for key, value in sorted(plan.env.items()))
-
-
 def write_plan(plan: Plan) -> Paths:
-    """Writes the Procfile, the env file and plan.json under ``<var>/run/`` and returns the paths."""
+    """Writes ``plan.json`` under ``<var>/run/`` and returns the paths."""
     paths = Paths(plan.var_dir)
     paths.run_dir.mkdir(parents=True, exist_ok=True)
-    paths.procfile.write_text(render_procfile(plan))
-    paths.env_file.write_text(render_env(plan))
     paths.plan_file.write_text(plan.to_json())
     return paths
 

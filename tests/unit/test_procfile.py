@@ -1,4 +1,4 @@
-"""The runtime plan: ports, command lines, environment, and the files honcho reads."""
+"""The runtime plan: ports, command lines, environment, and supervisord's configuration read back by supervisord."""
 
 from __future__ import annotations
 
@@ -8,20 +8,22 @@ import sys
 from pathlib import Path
 
 import pytest
-from honcho.environ import parse, parse_procfile
+from supervisor.datatypes import RestartUnconditionally
+from supervisor.options import ServerOptions
 
+from fraudctl import supervisor_conf
 from fraudctl.procfile import (
     ALL,
     PORT_KINDS,
     RUNTIME_MARKER,
+    Paths,
     Plan,
     allocate_ports,
     build_plan,
     load_plan,
-    render_env,
-    render_procfile,
     write_plan,
 )
+from fraudctl.supervisor_conf import RestartPolicy
 
 
 @pytest.fixture
@@ -83,16 +85,55 @@ def test_a_subset_plans_only_those_components(tmp_path: Path) -> None:
     assert not any(key.startswith("FRAUD_INGEST") for key in plan.env)
 
 
-def test_procfile_and_env_file_read_back_through_honcho(plan: Plan) -> None:
-    procs = parse_procfile(render_procfile(plan)).processes
-    assert list(procs) == list(ALL)
-    for name, line in procs.items():
-        argv = shlex.split(line)
-        assert argv[0] == "exec"  # the component replaces honcho's shell: honcho's pid is the component's
-        assert argv[-len(plan.components[name].command) :] == plan.components[name].command
-    assert "LD_LIBRARY_PATH=" in procs["triton"]  # only Triton gets the wheel's libraries
-    assert "LD_LIBRARY_PATH" not in procs["ingest"]
-    assert parse(render_env(plan)) == plan.env
+def read_back(plan: Plan, policy: RestartPolicy) -> ServerOptions:
+    """Writes supervisord.conf for ``plan`` and parses it with supervisord's own option parser."""
+    paths = supervisor_conf.write(plan, sys.executable, policy)
+    paths.log_dir.mkdir(parents=True, exist_ok=True)  # supervisord's parser insists the log dir exists
+    options = ServerOptions()
+    options.configfile = str(paths.supervisor_conf)
+    options.process_config(do_usage=False)
+    return options
+
+
+def test_supervisord_reads_back_every_component_with_its_command_env_and_restart_policy(plan: Plan) -> None:
+    options = read_back(plan, RestartPolicy(startsecs=7, startretries=4))
+    programs = {group.name: group.process_configs[0] for group in sorted(options.process_group_configs)}
+    # supervisord starts by ascending priority and stops by descending: NATS first up and last down, the
+    # front door (ingest) first down, so no request arrives while its peers are stopping.
+    order = ["nats", "triton", "governance", "features", "scoring", "monitor", "ingest", "watchdog"]
+    assert list(programs) == order
+    paths = Paths(plan.var_dir)
+    for name, comp in plan.components.items():
+        program = programs[name]
+        # No shell and no wrapper: supervisord execs the component itself, so its pid is the component's.
+        assert shlex.split(program.command) == comp.command
+        assert program.environment == {**plan.env, **comp.env}
+        assert (program.startsecs, program.startretries) == (7, 4)
+        assert program.autorestart is RestartUnconditionally
+        assert program.stopasgroup and program.killasgroup and 0 < program.stopwaitsecs <= 15
+        assert program.redirect_stderr and program.stdout_logfile == str(paths.component_log(name))
+    assert "LD_LIBRARY_PATH" in programs["triton"].environment  # only Triton gets the wheel's libraries
+    assert "LD_LIBRARY_PATH" not in programs["ingest"].environment
+    assert shlex.split(programs["watchdog"].command) == [sys.executable, "-m", "fraudctl.watchdog"]
+    # XML-RPC only through a unix socket under var/run that only its owner may open; no TCP server.
+    assert [(c["family"], c["file"], c["chmod"]) for c in options.configroot.supervisord.server_configs] == [
+        (socket.AF_UNIX, str(paths.supervisor_socket), 0o700)
+    ]
+    daemon = options.configroot.supervisord
+    assert daemon.nodaemon and daemon.logfile == str(paths.supervisor_log) and daemon.logfile_maxbytes == 0
+
+
+def test_a_value_supervisord_cannot_carry_is_refused(tmp_path: Path) -> None:
+    plan = build_plan(tmp_path / "100%", allocate_ports(["nats"]), sys.executable, ["nats"])
+    with pytest.raises(ValueError, match="'%'"):
+        supervisor_conf.render(plan, sys.executable, RestartPolicy())
+
+
+def test_restart_policy_comes_from_the_environment_and_names_a_bad_variable() -> None:
+    assert RestartPolicy.from_env({}) == RestartPolicy(startsecs=10, startretries=3)
+    assert RestartPolicy.from_env({"FRAUD_SUPERVISOR_STARTRETRIES": "1"}).startretries == 1
+    with pytest.raises(ValueError, match="FRAUD_SUPERVISOR_STARTSECS"):
+        RestartPolicy.from_env({"FRAUD_SUPERVISOR_STARTSECS": "-1"})
 
 
 def test_run_files_carry_no_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,7 +141,8 @@ def test_run_files_carry_no_credentials(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("FRAUD_SECRETS_FILE", "/very/secret/path")
     plan = build_plan(tmp_path, allocate_ports(ALL), sys.executable)
     paths = write_plan(plan)
-    for path in (paths.procfile, paths.env_file, paths.plan_file):
+    supervisor_conf.write(plan, sys.executable, RestartPolicy())
+    for path in (paths.supervisor_conf, paths.plan_file):
         text = path.read_text()
         assert "s3cr3t" not in text and "/very/secret/path" not in text
         for word in ("VAULT", "TOKEN", "PASSWORD", "SECRET", "HMAC"):
