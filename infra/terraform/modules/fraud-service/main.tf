@@ -159,11 +159,13 @@ resource "kubernetes_deployment_v1" "this" {
             limits   = var.resources.limits
           }
 
-          # Every service serves grpc.health.v1; the overall service "" reports SERVING once bootstrap is done
-          # (NATS connected, streams ensured, servicers registered).
+          # Every service serves grpc.health.v1: "liveness" is SERVING while the server runs (startup and
+          # liveness: restart only a dead process); the overall service "" only while the service can do its
+          # job (readiness: NATS connected, scoring's models answering; see docs/runtime.md, Readiness).
           startup_probe {
             grpc {
-              port = var.grpc_port
+              port    = var.grpc_port
+              service = "liveness"
             }
             period_seconds    = 2
             failure_threshold = 60
@@ -178,7 +180,8 @@ resource "kubernetes_deployment_v1" "this" {
           }
           liveness_probe {
             grpc {
-              port = var.grpc_port
+              port    = var.grpc_port
+              service = "liveness"
             }
             period_seconds    = 10
             timeout_seconds   = 2
