@@ -1,6 +1,7 @@
 import pytest
 
 from services.ingest.domain.pan import PanTokenizer, luhn_valid, mask
+from services.ingest.domain.request_rules import contains_card_number
 
 
 @pytest.mark.parametrize("pan", ["4111111111111111", "5555555555554444", "378282246310005", "79927398713"])
@@ -25,3 +26,33 @@ def test_token_is_keyed_stable_and_hides_the_pan() -> None:
 
 def test_mask_keeps_only_last_four() -> None:
     assert mask("4111111111111111") == "****1111"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4111111111111111",  # plain, 16 digits
+        "tx-4111111111111111-a",  # inside an id
+        "4111-1111-1111-1111",  # printed in groups of four
+        "4111 1111 1111 1111",
+        "3782 822463 10005",  # Amex, 4-6-5
+        "0004111111111111111",  # leading zeros keep the Luhn sum: still a card number
+    ],
+)
+def test_card_numbers_are_found_plain_or_printed(text: str) -> None:
+    assert contains_card_number(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "tx-1",
+        "4111111111111112",  # fails Luhn
+        "411111111111",  # 12 digits: too short for a card
+        "41111111111111111111",  # 20 digits: longer than any card
+        "2026-11-01-4111",  # a date and a counter are not grouped like a card
+        "T-4111-1111",
+    ],
+)
+def test_other_ids_are_not_card_numbers(text: str) -> None:
+    assert not contains_card_number(text)

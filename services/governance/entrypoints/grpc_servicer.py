@@ -148,8 +148,8 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
         except errors.GovernanceError as exc:
             await _abort(context, status_of(exc), str(exc))
         except (nats.errors.Error, TimeoutError, ConnectionError) as exc:
-            log.warning("event log unavailable: %r", exc)
-            await _abort(context, grpc.StatusCode.UNAVAILABLE, f"event log unavailable: {exc!r}, retry")
+            log.warning("event log unavailable: %r", exc)  # the exception's text stays in our log
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, "event log unavailable, retry")
         except sqlalchemy.exc.OperationalError as exc:
             log.warning("registry database unavailable: %s", str(exc).splitlines()[0])
             await _abort(context, grpc.StatusCode.UNAVAILABLE, "registry database unavailable, retry")
