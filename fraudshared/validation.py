@@ -23,7 +23,6 @@ import grpc
 import grpc.aio
 import protovalidate
 from google.protobuf import any_pb2
-from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
@@ -100,7 +99,7 @@ def _set_messages(message: Message, prefix: str) -> Iterator[tuple[str, Message]
             value_field = field.message_type.fields_by_name["value"]
             if value_field.message_type is not None:
                 yield from ((f'{path}["{key}"]', item) for key, item in value.items())
-        elif field.label == FieldDescriptor.LABEL_REPEATED:
+        elif field.is_repeated:
             yield from ((f"{path}[{index}]", item) for index, item in enumerate(value))
         else:
             yield path, value
