@@ -115,16 +115,21 @@ def replay(
         window = (parse_time(from_time), parse_time(to_time)) if from_time and to_time else None
         source = _artifacts(artifact_dir, governance, var_dir)
         try:
-            results = await replay_decisions(
+            replay = await replay_decisions(
                 js, source, transaction_id=transaction, window=window, partitions=_partitions(partitions)
             )
         except ReplayError as exc:
             return UNAVAILABLE, str(exc)
+        results = replay.decisions
         _print_replay(results)
         bad = [r for r in results if not r.ok]
         text = f"replayed {len(results)} decision(s): {len(results) - len(bad)} match, {len(bad)} mismatch"
-        out.print(f"[green]{text}[/]" if not bad else f"[red]{text}[/]", highlight=False)
-        return (FAILED if bad else OK), text
+        for finding in replay.findings:  # conflicts and unreadable events: not decisions, but not clean either
+            out.print(f"[red]![/] {escape(finding)}", highlight=False, soft_wrap=True)
+        if replay.findings:
+            text += f"; {len(replay.findings)} finding(s) in the log, first: {replay.findings[0]}"
+        out.print(f"[green]{text}[/]" if replay.ok else f"[red]{text}[/]", highlight=False)
+        return (OK if replay.ok else FAILED), text
 
     run_audit(ctx, nats_url, var_dir, actor, body)
 

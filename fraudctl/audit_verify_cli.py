@@ -124,7 +124,8 @@ def prove(
             _print_proof(proof)
         proven = sum(p.ok for p in proofs)
         if proven != len(proofs):
-            return FAILED, f"NOT PROVEN: {len(proofs) - proven} of {len(proofs)} event(s) of {transaction}"
+            first = next(line for p in proofs if not p.ok for line in [*p.problems, *p.conflicts, "not sealed"])
+            return FAILED, f"NOT PROVEN: {len(proofs) - proven} of {len(proofs)} event(s) of {transaction}; {first}"
         text = f"proven: {proven} event(s) of transaction {transaction} are in signed checkpoints"
         out.print(f"[green]{text}[/]", highlight=False)
         return OK, text
@@ -133,10 +134,13 @@ def prove(
 
 
 def _print_proof(proof: EventProof) -> None:
-    table = Table(show_header=False, title=f"{proof.stream} seq {proof.seq}", title_justify="left")
+    where = f"{proof.stream} seq {proof.seq}" if proof.seq else f"{proof.stream}: not stored"
+    table = Table(show_header=False, title=where, title_justify="left")
     table.add_column(style="bold")
     table.add_column(overflow="fold")
-    rows = [("event", f"{proof.event_id} ({proof.event_type})"), ("event sha256", proof.event_hash.hex())]
+    rows = [("event", f"{proof.event_id} ({proof.event_type})")]
+    if proof.seq:
+        rows.append(("event sha256", proof.event_hash.hex()))
     cp = proof.checkpoint
     if cp is not None:
         rows += [
@@ -146,7 +150,9 @@ def _print_proof(proof: EventProof) -> None:
             ("leaf", f"index {proof.index} of {cp.size}"),
         ]
         rows += [(f"path[{i}]", p.hex()) for i, p in enumerate(proof.proof)]
-    rows.append(("result", "[green]proven[/]" if proof.ok else f"[red]{escape('; '.join(proof.problems))}[/]"))
+    rows += [("conflict", f"[red]{escape(c)}[/]") for c in proof.conflicts]
+    problems = "; ".join(proof.problems) or "the record is in its checkpoint, but a later event conflicts with it"
+    rows.append(("result", "[green]proven[/]" if proof.ok else f"[red]{escape(problems)}[/]"))
     for key, value in rows:
         table.add_row(key, value)
     out.print(table)

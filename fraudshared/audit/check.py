@@ -7,7 +7,6 @@ be read, so nothing unread is ever reported as verified.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from nats.js import JetStreamContext
@@ -15,20 +14,19 @@ from nats.js.errors import NotFoundError
 
 from fraudshared.audit import merkle
 from fraudshared.audit.checkpoint import Checkpoint
-from fraudshared.audit.jetstream import AUDIT_STREAM, read_checkpoints, read_event_hashes, stream_bounds
+from fraudshared.audit.jetstream import (
+    AUDIT_STREAM,
+    last_checkpoint,
+    read_checkpoints,
+    read_event_hashes,
+    stream_bounds,
+)
 from fraudshared.audit.keys import KeyRing
 from fraudshared.audit.leaves import event_hash
+from fraudshared.audit.records import TRANSACTION_EVENTS, TRANSACTION_ID_RE, read_record
 from fraudshared.audit.verify import Finding, RangeError, StreamReport, StreamVerifier, chain_findings
-from fraudshared.events.envelope import EnvelopeError, from_nats
+from fraudshared.events.once import RecordUnreadable
 from fraudshared.events.streams import default_specs
-
-_TX_ID_RE = re.compile(r"[A-Za-z0-9_\-]+")
-# Where a transaction's decision events live: (stream, subject pattern with {tx}).
-TRANSACTION_EVENTS = (
-    ("TRANSACTIONS", "fraud.tx.received.*.{tx}"),
-    ("FEATURES", "fraud.features.computed.*.{tx}"),
-    ("PREDICTIONS", "fraud.predictions.made.*.{tx}"),
-)
 
 
 class AuditInputError(ValueError):
@@ -85,7 +83,11 @@ async def verify_stream(
 
 @dataclass
 class EventProof:
-    """An inclusion proof of one event in its sealed checkpoint, and whether every part of it verified."""
+    """An inclusion proof of one event in its sealed checkpoint, and whether every part of it verified.
+
+    A transaction's event that is not stored at all is an EventProof with ``seq`` 0 and a problem saying so;
+    ``conflicts`` are later events on the same once-only subject (the proof is of the first, the record).
+    """
 
     stream: str
     seq: int
@@ -95,6 +97,7 @@ class EventProof:
     checkpoint: Checkpoint | None = None
     proof: list[bytes] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
 
     @property
     def index(self) -> int:
@@ -102,35 +105,57 @@ class EventProof:
 
     @property
     def ok(self) -> bool:
-        return self.checkpoint is not None and not self.problems
+        return self.checkpoint is not None and not self.problems and not self.conflicts
 
 
 async def prove_transaction(js: JetStreamContext, transaction_id: str, keys: KeyRing) -> list[EventProof]:
     """Inclusion proofs of a transaction's TransactionReceived, FeatureVectorComputed and PredictionMade.
 
+    Each is the first event on its subject; one that is not stored, cannot be read, or has a later
+    conflicting event is a proof with problems (so the transaction is not proven).
+
     Raises:
         AuditInputError: If the id is malformed or no event of the transaction is recorded.
         fraudshared.audit.jetstream.AuditReadError: If the log cannot be read.
     """
-    if not _TX_ID_RE.fullmatch(transaction_id):
-        raise AuditInputError(f"{transaction_id!r} is not a transaction id (letters, digits, '-' and '_')")
+    if not TRANSACTION_ID_RE.fullmatch(transaction_id):
+        raise AuditInputError(f"{transaction_id!r} is not a transaction id (letters, digits, ':', '-' and '_')")
     proofs = []
-    for stream, pattern in TRANSACTION_EVENTS:
-        try:
-            raw = await js.get_last_msg(stream, pattern.format(tx=transaction_id))
-        except NotFoundError:
+    for stream, message_type, subject_of in TRANSACTION_EVENTS:
+        record = await read_record(js, stream, subject_of(transaction_id), message_type)
+        kind = message_type.DESCRIPTOR.full_name
+        if record.message is None:
+            proofs.append(EventProof(stream, 0, "?", kind, b"", problems=[await _missing(js, stream, kind)]))
             continue
+        stored = record.message
+        proof = EventProof(stream, stored.seq, "?", kind, event_hash(stored.headers, stored.data))
         try:
-            envelope = from_nats(raw.headers, raw.data)
-            ident, kind = envelope.id, envelope.type
-        except EnvelopeError:
-            ident, kind = "?", "unreadable envelope"
-        proof = EventProof(stream, int(raw.seq or 0), ident, kind, event_hash(raw.headers, raw.data))
+            envelope = stored.envelope()
+            proof.event_id, proof.event_type = envelope.id, envelope.type
+        except RecordUnreadable:
+            pass  # named by record.unreadable below
+        if record.unreadable:
+            proof.problems.append(record.unreadable)
+        proof.conflicts = [str(c) for c in record.conflicts]
         await _prove(js, proof, keys)
         proofs.append(proof)
-    if not proofs:
+    if all(p.seq == 0 for p in proofs):
         raise AuditInputError(f"unknown transaction {transaction_id!r}: no event of it is recorded")
     return proofs
+
+
+async def _missing(js: JetStreamContext, stream: str, kind: str) -> str:
+    """Why an event may be missing: the stream's interior gaps, or an end short of what is sealed."""
+    state = (await js.stream_info(stream)).state
+    first, last = int(state.first_seq or 0), int(state.last_seq or 0)
+    text = f"{stream}: no {kind.rsplit('.', 1)[-1]} of this transaction is stored"
+    gaps = max(0, last - first + 1 - int(state.messages or 0)) if last >= first else 0
+    if gaps:
+        text += f"; {stream} has {gaps} missing sequence(s)"
+    sealed = await last_checkpoint(js, stream)
+    if sealed is not None and sealed.checkpoint is not None and sealed.checkpoint.last_sequence > last:
+        text += f"; {stream} ends at sequence {last}, but checkpoints seal it up to {sealed.checkpoint.last_sequence}"
+    return text + (f" (`audit verify --stream {stream}` names each sequence)" if text.count(";") else "")
 
 
 async def _prove(js: JetStreamContext, proof: EventProof, keys: KeyRing) -> None:
@@ -149,7 +174,9 @@ async def _prove(js: JetStreamContext, proof: EventProof, keys: KeyRing) -> None
         js, proof.stream, await _subject_of(js, proof.stream), cp.first_sequence, cp.last_sequence
     ):
         if hashed is None:
-            proof.problems.append(f"sequence {seq} of checkpoint {cp.label} is missing or unreadable")
+            proof.problems.append(
+                f"{proof.stream} seq {seq} (sealed in checkpoint {cp.label}) is missing or unreadable"
+            )
             return
         hashes.append(hashed)
     leaves = [merkle.leaf_hash(h) for h in hashes]

@@ -1,29 +1,26 @@
 """Everything the log says about one decision (``fraudctl audit explain``): the events, and the model's lineage.
 
 Read from the streams alone: TransactionReceived, FeatureVectorComputed and PredictionMade of the
-transaction, and the MODELS events of the version that decided it (registration with lineage, approvals,
-deployments).
+transaction (the first event on each subject is the record; later ones are listed as conflicts), and the
+MODELS events of the version that decided it (registration with lineage, approvals, deployments). An event
+that cannot be read is named in `findings`, never raised.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from typing import TypeVar
 
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
 
 from fraud.events.v1 import model_events_pb2 as model_events
 from fraud.events.v1 import transaction_events_pb2 as tx_events
 from fraudshared import subjects
 from fraudshared.audit.check import AuditInputError
-from fraudshared.events.envelope import from_nats
-from fraudshared.events.store import EventStore
-
-M = TypeVar("M", bound=Message)
-_TX_ID_RE = re.compile(r"[A-Za-z0-9_\-]+")
+from fraudshared.audit.jetstream import AuditReadError
+from fraudshared.audit.records import TRANSACTION_ID_RE, read_record
+from fraudshared.events.envelope import EnvelopeError
+from fraudshared.events.store import EventStore, UnreadableEvent
 
 
 @dataclass
@@ -37,14 +34,7 @@ class Explanation:
     registered: model_events.ModelRegistered | None = None
     approvals: list[model_events.ModelApproved] = field(default_factory=list)
     deployments: list[model_events.ModelDeployed] = field(default_factory=list)
-
-
-async def _last(js: JetStreamContext, stream: str, subject: str, message_type: type[M]) -> tuple[M, int] | None:
-    try:
-        raw = await js.get_last_msg(stream, subject)
-    except NotFoundError:
-        return None
-    return from_nats(raw.headers, raw.data).payload(message_type), int(raw.seq or 0)
+    findings: list[str] = field(default_factory=list)  # conflicts and unreadable events, one line each
 
 
 async def explain_transaction(js: JetStreamContext, transaction_id: str) -> Explanation:
@@ -52,19 +42,26 @@ async def explain_transaction(js: JetStreamContext, transaction_id: str) -> Expl
 
     Raises:
         AuditInputError: If the id is malformed or no decision of it is recorded.
+        AuditReadError: If the recorded decision cannot be read (its stream and sequence are named).
     """
-    if not _TX_ID_RE.fullmatch(transaction_id):
-        raise AuditInputError(f"{transaction_id!r} is not a transaction id (letters, digits, '-' and '_')")
-    found = await _last(js, "PREDICTIONS", f"fraud.predictions.made.*.{transaction_id}", tx_events.PredictionMade)
-    if found is None:
-        raise AuditInputError(f"unknown transaction {transaction_id!r}: no PredictionMade is recorded")
-    explanation = Explanation(*found)
-    received = await _last(js, "TRANSACTIONS", f"fraud.tx.received.*.{transaction_id}", tx_events.TransactionReceived)
-    computed = await _last(
-        js, "FEATURES", f"fraud.features.computed.*.{transaction_id}", tx_events.FeatureVectorComputed
+    if not TRANSACTION_ID_RE.fullmatch(transaction_id):
+        raise AuditInputError(f"{transaction_id!r} is not a transaction id (letters, digits, ':', '-' and '_')")
+    decided = await read_record(
+        js, "PREDICTIONS", subjects.prediction_made_any(transaction_id), tx_events.PredictionMade
     )
-    explanation.transaction = received[0] if received else None
-    explanation.features = computed[0] if computed else None
+    if decided.message is None:
+        raise AuditInputError(f"unknown transaction {transaction_id!r}: no PredictionMade is recorded")
+    if decided.event is None:
+        raise AuditReadError(f"the recorded decision of {transaction_id}: {decided.unreadable}")
+    explanation = Explanation(decided.event, decided.seq, findings=decided.findings())
+    received = await read_record(
+        js, "TRANSACTIONS", subjects.transaction_received_any(transaction_id), tx_events.TransactionReceived
+    )
+    computed = await read_record(
+        js, "FEATURES", subjects.feature_vector_computed_any(transaction_id), tx_events.FeatureVectorComputed
+    )
+    explanation.transaction, explanation.features = received.event, computed.event
+    explanation.findings += received.findings() + computed.findings()
     ref = explanation.prediction.model
     if ref.name:
         await _lineage(js, explanation, ref.name, ref.version)
@@ -76,11 +73,19 @@ async def _lineage(js: JetStreamContext, explanation: Explanation, name: str, ve
         m.DESCRIPTOR.full_name: m
         for m in (model_events.ModelRegistered, model_events.ModelApproved, model_events.ModelDeployed)
     }
-    async for stored in EventStore(js).read_subject("MODELS", subjects.model_events(name)):
+
+    def unreadable(event: UnreadableEvent) -> None:
+        explanation.findings.append(f"MODELS seq {event.seq} is unreadable: {event.error}")
+
+    async for stored in EventStore(js).read_subject("MODELS", subjects.model_events(name), on_unreadable=unreadable):
         kind = kinds.get(stored.envelope.type)
         if kind is None:
             continue
-        event = stored.envelope.payload(kind)
+        try:
+            event = stored.envelope.payload(kind)
+        except (EnvelopeError, DecodeError) as exc:
+            explanation.findings.append(f"MODELS seq {stored.seq} is unreadable: {exc or type(exc).__name__}")
+            continue
         if getattr(event, "version", None) != version:
             continue
         if isinstance(event, model_events.ModelRegistered):

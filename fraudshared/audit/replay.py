@@ -7,21 +7,24 @@ the model was given; the model version it names must be registered on MODELS wit
 the artifact (fetched by content address, sha256 checked) scores the recorded vector with onnxruntime; that
 version's registered thresholds give the decision; the explainer artifact, when registered, gives the reason
 codes. Safe-mode decisions replay to REVIEW.
+
+The first event on a transaction's subject is the record: a later PredictionMade (or FeatureVectorComputed,
+LabelApplied) there is a conflict, reported and neither replayed nor folded. An event that cannot be read is
+reported by stream and sequence and skipped; nothing unread is called a match.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
+from google.protobuf.message import DecodeError, Message
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
 
 from fraud.common.v1 import decision_pb2 as common
 from fraud.events.v1 import model_events_pb2 as model_events
@@ -35,14 +38,16 @@ from fraudshared.audit.decision_rules import (
     decision_name,
     expected_reason_codes,
 )
-from fraudshared.events.envelope import from_nats
-from fraudshared.events.store import EventStore
+from fraudshared.audit.jetstream import AuditReadError
+from fraudshared.audit.records import TRANSACTION_ID_RE, FirstSeen, read_record, transaction_of_subject
+from fraudshared.events.envelope import EnvelopeError
+from fraudshared.events.store import EventStore, StoredEvent, UnreadableEvent
 from fraudshared.features import FeatureEngine, recorded
 
-_TX_ID_RE = re.compile(r"[A-Za-z0-9_\-]+")
 _REGISTERED = model_events.ModelRegistered.DESCRIPTOR.full_name
 _PREDICTION = tx_events.PredictionMade.DESCRIPTOR.full_name
 Registry = dict[tuple[str, str], model_events.ModelRegistered]
+M = TypeVar("M", bound=Message)
 
 
 class ReplayError(Exception):
@@ -74,6 +79,35 @@ class ReplayedDecision:
     def model(self) -> str:
         ref = self.recorded.model
         return f"{ref.name} {ref.version}" if ref.name else "safe-mode rules"
+
+
+@dataclass
+class Replay:
+    """Replayed decisions, and what the log held that is not one: conflicts and unreadable events (one line each)."""
+
+    decisions: list[ReplayedDecision]
+    findings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings and all(d.ok for d in self.decisions)
+
+
+class _Findings:
+    """Collects unreadable events of the streams replay reads (the tolerant read's callback and payloads)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def unreadable(self, event: UnreadableEvent) -> None:
+        self.lines.append(f"{event.stream} seq {event.seq} is unreadable: {event.error}")
+
+    def payload(self, stream: str, stored: StoredEvent, message_type: type[M]) -> M | None:
+        try:
+            return stored.envelope.payload(message_type)
+        except (EnvelopeError, DecodeError) as exc:
+            self.lines.append(f"{stream} seq {stored.seq} is unreadable: {exc or type(exc).__name__}")
+            return None
 
 
 class Models:
@@ -114,45 +148,60 @@ class Models:
 
 
 async def _predictions(
-    js: JetStreamContext, transaction_id: str | None, window: tuple[datetime, datetime] | None
+    js: JetStreamContext, transaction_id: str | None, window: tuple[datetime, datetime] | None, findings: _Findings
 ) -> list[tx_events.PredictionMade]:
     if transaction_id is not None:
-        if not _TX_ID_RE.fullmatch(transaction_id):
-            raise AuditInputError(f"{transaction_id!r} is not a transaction id (letters, digits, '-' and '_')")
-        try:
-            raw = await js.get_last_msg("PREDICTIONS", f"fraud.predictions.made.*.{transaction_id}")
-        except NotFoundError:
-            raise AuditInputError(f"unknown transaction {transaction_id!r}: no PredictionMade is recorded") from None
-        return [from_nats(raw.headers, raw.data).payload(tx_events.PredictionMade)]
+        if not TRANSACTION_ID_RE.fullmatch(transaction_id):
+            raise AuditInputError(f"{transaction_id!r} is not a transaction id (letters, digits, ':', '-' and '_')")
+        found = await read_record(
+            js, "PREDICTIONS", subjects.prediction_made_any(transaction_id), tx_events.PredictionMade
+        )
+        if found.message is None:
+            raise AuditInputError(f"unknown transaction {transaction_id!r}: no PredictionMade is recorded")
+        if found.event is None:
+            raise AuditReadError(f"the recorded decision of {transaction_id}: {found.unreadable}")
+        findings.lines += [str(c) for c in found.conflicts]
+        return [found.event]
     assert window is not None
     lo, hi = (int(t.timestamp() * 1_000_000) for t in window)
-    selected = []
-    async for stored in EventStore(js).read_subject("PREDICTIONS", "fraud.predictions.made.>"):
-        if stored.envelope.type == _PREDICTION:
-            prediction = stored.envelope.payload(tx_events.PredictionMade)
-            if lo <= prediction.event_time.ToMicroseconds() <= hi:
-                selected.append(prediction)
-    if not selected:
+    selected, seen = [], FirstSeen("PREDICTIONS")
+    store = EventStore(js)
+    async for stored in store.read_subject(
+        "PREDICTIONS", subjects.PREDICTIONS_MADE_ALL, on_unreadable=findings.unreadable
+    ):
+        if stored.envelope.type != _PREDICTION or not seen.first(
+            transaction_of_subject(stored.subject), stored.seq, stored.subject
+        ):
+            continue
+        prediction = findings.payload("PREDICTIONS", stored, tx_events.PredictionMade)
+        if prediction is not None and lo <= prediction.event_time.ToMicroseconds() <= hi:
+            selected.append(prediction)
+    findings.lines += [str(c) for c in seen.conflicts]
+    if not selected and not findings.lines:
         raise AuditInputError(f"no decision was recorded with an event time from {window[0]} to {window[1]}")
     return selected
 
 
-async def _registered(js: JetStreamContext) -> Registry:
+async def _registered(js: JetStreamContext, findings: _Findings) -> Registry:
     registered: Registry = {}
-    async for stored in EventStore(js).read_subject("MODELS", "fraud.models.>"):
+    async for stored in EventStore(js).read_subject("MODELS", subjects.MODELS_ALL, on_unreadable=findings.unreadable):
         if stored.envelope.type == _REGISTERED:
-            event = stored.envelope.payload(model_events.ModelRegistered)
-            registered[(event.model_name, event.version)] = event
+            event = findings.payload("MODELS", stored, model_events.ModelRegistered)
+            if event is not None:
+                registered.setdefault((event.model_name, event.version), event)  # the first registration
     return registered
 
 
 async def _features(
-    js: JetStreamContext, wanted: set[str], partitions: set[int] | None
+    js: JetStreamContext, wanted: set[str], partitions: set[int] | None, findings: _Findings
 ) -> dict[str, tuple[list[float], list[float]]]:
-    """(recorded, recomputed) vector per wanted transaction: one fold of FEATURES in stream order."""
-    engine, left = FeatureEngine(), set(wanted)
+    """(recorded, recomputed) vector per wanted transaction: one fold of FEATURES in stream order.
+
+    A second FeatureVectorComputed or LabelApplied of one transaction is a conflict: reported, not folded.
+    """
+    engine, left, seen = FeatureEngine(), set(wanted), FirstSeen("FEATURES")
     found: dict[str, tuple[list[float], list[float]]] = {}
-    events = EventStore(js).read_subject("FEATURES", subjects.FEATURES_ALL)
+    events = EventStore(js).read_subject("FEATURES", subjects.FEATURES_ALL, on_unreadable=findings.unreadable)
     try:
         async for stored in events:
             if not left:
@@ -160,7 +209,14 @@ async def _features(
             partition = stored.subject.split(".")[3]
             if partitions is not None and int(partition) not in partitions:
                 continue
-            event = recorded.parse(stored.envelope)
+            kind = stored.subject.split(".")[2]  # computed | label
+            if not seen.first(f"{kind}:{transaction_of_subject(stored.subject)}", stored.seq, stored.subject):
+                continue
+            try:
+                event = recorded.parse(stored.envelope)
+            except (EnvelopeError, DecodeError) as exc:
+                findings.lines.append(f"FEATURES seq {stored.seq} is unreadable: {exc or type(exc).__name__}")
+                continue
             if isinstance(event, tx_events.FeatureVectorComputed) and event.transaction_id in left:
                 tx = recorded.transaction_of(event)
                 found[event.transaction_id] = (list(event.values), engine.vector_for(tx).tolist())
@@ -171,6 +227,7 @@ async def _features(
         close = getattr(events, "aclose", None)  # stopped early: delete the reader's consumer now
         if close is not None:
             await close()
+    findings.lines += [str(c) for c in seen.conflicts]
     return found
 
 
@@ -181,18 +238,21 @@ async def replay_decisions(
     transaction_id: str | None = None,
     window: tuple[datetime, datetime] | None = None,
     partitions: set[int] | None = None,
-) -> list[ReplayedDecision]:
+) -> Replay:
     """Replays one transaction's decision, or every decision with an event time in ``window``.
 
     Raises:
         AuditInputError: If the transaction is unknown or the window holds no decision.
+        AuditReadError: If the one transaction's recorded decision cannot be read.
         ReplayError: If an artifact cannot be fetched or does not match its sha256.
     """
-    predictions = await _predictions(js, transaction_id, window)
-    registered = await _registered(js)
-    vectors = await _features(js, {p.transaction_id for p in predictions}, partitions)
+    findings = _Findings()
+    predictions = await _predictions(js, transaction_id, window, findings)
+    registered = await _registered(js, findings)
+    vectors = await _features(js, {p.transaction_id for p in predictions}, partitions, findings)
     models = Models(source)
-    return [_replay(p, registered, vectors.get(p.transaction_id), models) for p in predictions]
+    decisions = [_replay(p, registered, vectors.get(p.transaction_id), models) for p in predictions]
+    return Replay(decisions, findings.lines)
 
 
 def _replay(

@@ -12,8 +12,10 @@ from pathlib import Path
 from nats.js import JetStreamContext
 from typer.testing import CliRunner
 
+from fraud.common.v1 import decision_pb2, money_pb2
 from fraud.events.v1 import transaction_events_pb2 as tx_events
 from fraudctl.cli import app
+from fraudshared import subjects
 from fraudshared.events.envelope import event_id, new_envelope
 from fraudshared.events.store import EventStore
 from fraudshared.events.streams import StreamSpec, ensure_streams
@@ -32,6 +34,43 @@ async def new_stream(js: JetStreamContext) -> StreamSpec:
     spec = StreamSpec(name=f"TAMPER_{suffix.upper()}", subjects=(f"tamper.{suffix}.>",), description="tamper test")
     await ensure_streams(js, [spec])
     return spec
+
+
+async def decide(js: JetStreamContext, transaction_id: str, card: str, *, features_too: bool = True) -> None:
+    """The three events of one decision, on the subjects ingest, features and scoring use (features optional)."""
+    store = EventStore(js)
+    amount = money_pb2.Money(amount_minor=1250, currency="EUR")
+    when = T0
+    received = tx_events.TransactionReceived(
+        schema_version=1, transaction_id=transaction_id, card_token=card, terminal_id="T1", amount=amount
+    )
+    features = tx_events.FeatureVectorComputed(
+        schema_version=1, transaction_id=transaction_id, card_token=card, values=[1.0, 2.5], feature_set_version="v1"
+    )
+    prediction = tx_events.PredictionMade(
+        schema_version=1,
+        transaction_id=transaction_id,
+        card_token=card,
+        score=0.12,
+        decision=decision_pb2.DECISION_APPROVE,
+    )
+    for message, subject in (
+        (received, subjects.transaction_received(card, transaction_id)),
+        (features, subjects.feature_vector_computed(card, transaction_id)),
+        (prediction, subjects.prediction_made(card, transaction_id)),
+    ):
+        if message is features and not features_too:
+            continue
+        kind = message.DESCRIPTOR.name
+        envelope = new_envelope(
+            message,
+            source="/test",
+            subject=transaction_id,
+            event_id=event_id(kind, transaction_id),
+            time=when,
+            schema_version=1,
+        )
+        await store.append(envelope, subject=subject, expected_last_subject_seq=0)
 
 
 async def append_labels(js: JetStreamContext, spec: StreamSpec, first: int, last: int, changed: int = 0) -> None:
@@ -80,6 +119,7 @@ class Cli:
         output = result.stdout + result.stderr
         assert result.exit_code == code, (argv, output, result.exception)
         assert "Traceback" not in output
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception  # no crash
         return output
 
 

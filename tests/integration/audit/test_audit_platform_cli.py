@@ -14,56 +14,20 @@ from pathlib import Path
 import pytest
 from nats.js import JetStreamContext
 
-from fraud.common.v1 import decision_pb2, money_pb2
+from fraud.common.v1 import decision_pb2
 from fraud.events.v1 import audit_events_pb2 as audit_pb
 from fraud.events.v1 import model_events_pb2
-from fraud.events.v1 import transaction_events_pb2 as tx_events
-from fraudshared import subjects
+from fraudshared.audit.check import audited_stream_names
 from fraudshared.events.envelope import event_id, from_nats, new_envelope
 from fraudshared.events.store import EventStore
 from fraudshared.nats_server import NatsServer
 from services.governance.notary.service import audited_streams
-from tests.integration.audit.audit_support import T0, Cli, seal
+from tests.integration.audit.audit_support import Cli, decide, seal
 
 pytestmark = pytest.mark.integration
 
 
 # ---- the platform's own streams: verify all, prove a transaction --------------------------------------------
-
-
-async def decide(js: JetStreamContext, transaction_id: str, card: str) -> None:
-    """The three events of one decision, on the subjects ingest, features and scoring use."""
-    store = EventStore(js)
-    amount = money_pb2.Money(amount_minor=1250, currency="EUR")
-    when = T0
-    received = tx_events.TransactionReceived(
-        schema_version=1, transaction_id=transaction_id, card_token=card, terminal_id="T1", amount=amount
-    )
-    features = tx_events.FeatureVectorComputed(
-        schema_version=1, transaction_id=transaction_id, card_token=card, values=[1.0, 2.5], feature_set_version="v1"
-    )
-    prediction = tx_events.PredictionMade(
-        schema_version=1,
-        transaction_id=transaction_id,
-        card_token=card,
-        score=0.12,
-        decision=decision_pb2.DECISION_APPROVE,
-    )
-    for message, subject in (
-        (received, subjects.transaction_received(card, transaction_id)),
-        (features, subjects.feature_vector_computed(card, transaction_id)),
-        (prediction, subjects.prediction_made(card, transaction_id)),
-    ):
-        kind = message.DESCRIPTOR.name
-        envelope = new_envelope(
-            message,
-            source="/test",
-            subject=transaction_id,
-            event_id=event_id(kind, transaction_id),
-            time=when,
-            schema_version=1,
-        )
-        await store.append(envelope, subject=subject, expected_last_subject_seq=0)
 
 
 @pytest.mark.asyncio(loop_scope="session")
@@ -77,7 +41,8 @@ async def test_verify_all_streams_and_prove_a_transaction(
     await decide(js, "tx-late", "card-1")
 
     out = await cli("verify")
-    assert "verified 36 events in 9 checkpoints over 7 stream(s); 3 event(s) not yet sealed" in out
+    streams = len(audited_stream_names())
+    assert f"verified 36 events in 9 checkpoints over {streams} stream(s); 3 event(s) not yet sealed" in out
 
     out = await cli("prove", "--transaction", "tx-7")
     assert "proven: 3 event(s) of transaction tx-7" in out

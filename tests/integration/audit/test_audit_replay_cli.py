@@ -18,11 +18,13 @@ from fraud.events.v1 import model_events_pb2
 from fraud.events.v1 import transaction_events_pb2 as tx_events
 from fraudshared import subjects
 from fraudshared.events.envelope import event_id, new_envelope
+from fraudshared.events.once import first_message
 from fraudshared.events.store import EventStore
 from fraudshared.events.streams import ensure_streams
 from fraudshared.features import FEATURE_NAMES, FEATURE_SET_VERSION, N_FEATURES, FeatureEngine, Transaction
 from fraudshared.nats_server import NatsServer
-from tests.integration.audit.audit_support import T0, Cli
+from services.governance.notary.service import audited_streams
+from tests.integration.audit.audit_support import T0, Cli, seal
 
 pytestmark = pytest.mark.integration
 
@@ -63,8 +65,13 @@ def store_artifact(root: Path, content: bytes) -> str:
     return sha
 
 
-async def record_decisions(js: JetStreamContext, model: ScoringModel, artifacts: Path) -> list[str]:
-    """Registers the model, then records features and decisions as the features and scoring services do."""
+async def record_decisions(
+    js: JetStreamContext, model: ScoringModel, artifacts: Path, garbage_at: int | None = None
+) -> list[str]:
+    """Registers the model, then records features and decisions as the features and scoring services do.
+
+    With `garbage_at`, a message that is no envelope lands on FEATURES before that decision's events.
+    """
     import lightgbm as lgb
     import onnxruntime as ort
 
@@ -107,6 +114,9 @@ async def record_decisions(js: JetStreamContext, model: ScoringModel, artifacts:
         when = timestamp_pb2.Timestamp()
         when.FromDatetime(moment)
         money = money_pb2.Money(amount_minor=amount, currency="EUR")
+        received = tx_events.TransactionReceived(
+            schema_version=1, transaction_id=tx_id, card_token=card, terminal_id=terminal, amount=money, event_time=when
+        )
         computed = tx_events.FeatureVectorComputed(
             schema_version=1,
             transaction_id=tx_id,
@@ -118,6 +128,8 @@ async def record_decisions(js: JetStreamContext, model: ScoringModel, artifacts:
             amount=money,
         )
         vector = list(computed.values)  # as recorded: float32
+        if n == garbage_at:
+            await js.publish("fraud.features.computed.1.rp-junk", b"\x00 not an envelope")
         prediction = tx_events.PredictionMade(
             schema_version=1,
             transaction_id=tx_id,
@@ -146,6 +158,7 @@ async def record_decisions(js: JetStreamContext, model: ScoringModel, artifacts:
             prediction.event_time.FromDatetime(moment + timedelta(days=45))
             prediction.decision = decision_pb2.DECISION_APPROVE if prediction.score >= 0.3 else 3
         for message, subject in (
+            (received, subjects.transaction_received(card, tx_id)),
             (computed, subjects.feature_vector_computed(card, tx_id)),
             (prediction, subjects.prediction_made(card, tx_id)),
         ):
@@ -195,3 +208,62 @@ async def test_replay_rederives_every_decision_names_a_wrong_one_and_explain_sho
         assert "no decision was recorded" in out
         out = await cli("replay", "--transaction", "rp-7", "--artifact-dir", str(root / "empty"), code=3)
         assert "is not in" in out
+
+
+# ---- the first event is the record: a forged second decision, unreadable events -------------------------------
+
+
+async def forge(js: JetStreamContext, artifacts: Path) -> tuple[int, int]:
+    """A second PredictionMade of rp-7 without the expected-sequence header, and garbage on two streams.
+
+    Returns:
+        The stream sequences of the recorded (first) and the forged decision of rp-7.
+    """
+    subject = subjects.prediction_made_any("rp-7")
+    first = await first_message(js, "PREDICTIONS", subject)
+    assert first is not None
+    forged = first.payload(tx_events.PredictionMade)
+    forged.decision, forged.score = decision_pb2.DECISION_APPROVE, 0.0123
+    envelope = new_envelope(
+        forged, source="/forger", subject="rp-7", event_id=event_id("Forged", "rp-7"), time=T0, schema_version=1
+    )
+    appended = await EventStore(js).append(envelope, subject=first.subject)
+    for garbage_on in ("fraud.predictions.made.1.rp-junk", "fraud.models.junk"):
+        await js.publish(garbage_on, b"\x00 not an envelope")
+    return first.seq, appended.seq
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_forged_second_decision_is_a_conflict_and_unreadable_events_are_named_not_raised(
+    tmp_path_factory: pytest.TempPathFactory, scoring_model: ScoringModel
+) -> None:
+    pytest.importorskip("onnxruntime")
+    root = tmp_path_factory.mktemp("forged")
+    with NatsServer(root / "nats") as srv:
+        nc = await nats.connect(srv.url)
+        try:
+            fjs = nc.jetstream(timeout=5.0)
+            await ensure_streams(fjs)
+            await record_decisions(fjs, scoring_model, root / "artifacts", garbage_at=20)
+            record_seq, forged_seq = await forge(fjs, root / "artifacts")
+            await seal(fjs, root / "var", audited_streams(), every_n=10)
+        finally:
+            await nc.close()
+        cli = Cli(srv, root / "var")
+        artifacts = ("--artifact-dir", str(root / "artifacts"))
+        conflict = f"PREDICTIONS seq {forged_seq}: a second event on fraud.predictions.made."
+        record = f"conflicts with the record (seq {record_seq})"
+
+        out = await cli("replay", "--transaction", "rp-7", *artifacts, code=1)
+        assert "replayed 1 decision(s): 1 match, 0 mismatch" in out and conflict in out and record in out
+        out = await cli("replay", "--from", "2027-03-01T00:00:00Z", "--to", "2027-03-31", *artifacts, code=1)
+        assert "replayed 40 decision(s): 40 match, 0 mismatch" in out and conflict in out
+        for stream in ("PREDICTIONS", "FEATURES", "MODELS"):
+            assert f"{stream} seq" in out and "is unreadable" in out.split(f"{stream} seq", 1)[1].split("\n", 1)[0]
+
+        out = await cli("explain", "--transaction", "rp-7", code=1)
+        assert f"PREDICTIONS seq {record_seq})" in out and "0.0123" not in out and conflict in out
+
+        out = await cli("prove", "--transaction", "rp-7", code=1)
+        assert f"PREDICTIONS seq {record_seq}" in out and f"PREDICTIONS seq {forged_seq}:" in out
+        assert "NOT PROVEN: 1 of 3 event(s) of rp-7;" in out and out.count("proven") >= 2
