@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from fraudshared.audit import merkle
 from fraudshared.audit.checkpoint import PREFIX_BYTES, Checkpoint, signature_problem
 from fraudshared.audit.keys import KeyRing
+from fraudshared.audit.leaves import UnreadableHash
 
 MAX_FINDINGS_PER_CHECKPOINT = 20
 
@@ -49,6 +50,7 @@ class StreamReport:
     events_verified: int = 0
     unsealed: tuple[int, int] | None = None
     findings: list[Finding] = field(default_factory=list)
+    unreadable: list[int] = field(default_factory=list)  # in the window: not envelopes, verified by raw hash
 
     @property
     def ok(self) -> bool:
@@ -128,6 +130,7 @@ class StreamVerifier:
                     + (f" (sequences 1..{known_end})" if known_end else " (the stream is empty)")
                 )
         lo, hi = window or (1, known_end)
+        self._window = (lo, hi)
         self.report = StreamReport(stream, stream_last_seq, window, checkpoints_total=len(self._checkpoints))
         self.report.findings.extend(findings)
         chain, self._bad = chain_findings(stream, self._checkpoints, keys)
@@ -166,6 +169,8 @@ class StreamVerifier:
         self._next += 1
         if event_hash is not None:
             self.report.events_read += 1
+        if isinstance(event_hash, UnreadableHash) and self._window[0] <= seq <= self._window[1]:
+            self.report.unreadable.append(seq)
         cp = self._current()
         if cp is None or seq < cp.first_sequence:
             unsealed = self.report.unsealed

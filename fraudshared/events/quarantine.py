@@ -41,6 +41,7 @@ QUARANTINED = Counter(
 _READER_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _LONG_DIGITS_RE = re.compile(r"\d{13,}", re.ASCII)  # could be a card number: never copied into an event
 _MAX_TEXT = 256
+_MAX_REMEMBERED = 100_000
 log = get_logger(__name__)
 
 
@@ -83,6 +84,9 @@ class Quarantine:
         self.reader = reader
         self._store = store
         self._clock = clock
+        # Sequences recorded by this process: a reader that meets one again (a projection re-reading from its
+        # last applied position) neither appends, counts nor logs it twice.
+        self._recorded: set[tuple[str, int]] = set()
 
     async def unreadable(self, event: UnreadableEvent) -> None:
         """Records a message that is not a readable envelope (an `EventStore.read_subject` ``on_unreadable``)."""
@@ -117,6 +121,8 @@ class Quarantine:
         Raises:
             nats.js.errors.Error: If the record cannot be appended (the caller must not skip unrecorded).
         """
+        if (stream, seq) in self._recorded:
+            return
         now = self._clock()
         message = pb.EventQuarantined(
             schema_version=SCHEMA_VERSION,
@@ -144,6 +150,8 @@ class Quarantine:
             await self._store.append(
                 record, subject=quarantine_subject(self.reader, stream, seq), expected_last_subject_seq=0
             )
+        if len(self._recorded) < _MAX_REMEMBERED:
+            self._recorded.add((stream, seq))
         QUARANTINED.labels(self.reader, stream).inc()
         log.error(
             "%s skipped %s sequence %d (%s, %s); recorded on %s",

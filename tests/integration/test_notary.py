@@ -14,10 +14,11 @@ from nats.js import JetStreamContext
 
 from fraud.events.v1 import transaction_events_pb2 as tx_events
 from fraudshared.audit.check import verify_stream
+from fraudshared.audit.checkpoint import checkpoint_subject
 from fraudshared.audit.jetstream import read_checkpoints
 from fraudshared.audit.keys import KeyRing
 from fraudshared.config import CommonConfig
-from fraudshared.events.envelope import event_id, new_envelope
+from fraudshared.events.envelope import event_id, new_envelope, to_nats
 from fraudshared.events.store import EventStore
 from fraudshared.events.streams import StreamSpec, ensure_streams
 from fraudshared.secrets import DevSecretStore
@@ -126,9 +127,40 @@ async def test_governance_hook_starts_and_stops_the_notary(
         ctx = ServiceContext(CommonConfig("governance"), nats_client, js, EventStore(js), stack)
         notary = await start_notary(ctx)
         await asyncio.sleep(0.3)
-        streams = {"TRANSACTIONS", "FEATURES", "PREDICTIONS", "LABELS", "MODELS", "MONITOR", "PRIVACY"}
+        streams = {"TRANSACTIONS", "FEATURES", "PREDICTIONS", "LABELS", "MODELS", "MONITOR", "PRIVACY", "QUARANTINE"}
         assert set(notary.sealed_up_to) <= streams
         for cleanup in ctx.on_shutdown:
             await cleanup()
     assert (tmp_path / "secrets.dev.json").exists()
     assert os.environ["FRAUD_NOTARY_EVERY_N"] == "50"
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_unreadable_events_are_sealed_and_reported_and_a_bad_checkpoint_event_does_not_stop_sealing(
+    js: JetStreamContext, unique_stream: StreamSpec, tmp_path: Path
+) -> None:
+    await ensure_streams(js)
+    store, secrets = EventStore(js), DevSecretStore(tmp_path / "secrets.dev.json")
+    subject = unique_stream.subjects[0].removesuffix(">") + "raw"
+    await append_labels(store, unique_stream, 1, 5)
+    await js.publish(subject, b"\x00garbage")  # seq 6: not an envelope at all
+    label = new_envelope(
+        tx_events.LabelReported(), source="/t", subject="s", event_id=event_id("X", "y1"), time=T0, schema_version=1
+    )
+    headers, body = to_nats(label)
+    await js.publish(subject, body, headers=headers | {"ce-time": "1-01-01T00:00:00.000000Z"})  # seq 7
+    await append_labels(store, unique_stream, 8, 12)
+
+    await seal_until(make_notary(js, unique_stream, secrets, every_n=4), unique_stream.name, 12)
+    keys = KeyRing.from_secrets(secrets)
+    report = await verify_stream(js, unique_stream.name, keys)
+    assert report.ok, report.findings
+    assert (report.events_verified, report.unreadable) == (12, [6, 7])  # sealed by raw hash, reported
+
+    # Something that is not a checkpoint lands on the chain's own AUDIT subject: the notary chains on.
+    bad = await js.publish(checkpoint_subject(unique_stream.name), b"not a checkpoint")
+    await append_labels(store, unique_stream, 13, 15)
+    await seal_until(make_notary(js, unique_stream, secrets, every_n=4), unique_stream.name, 15)
+    report = await verify_stream(js, unique_stream.name, keys)
+    assert report.events_verified == 15 and report.unsealed is None
+    assert [f.message for f in report.findings] == [f"checkpoint event at AUDIT seq {bad.seq} is unreadable"]

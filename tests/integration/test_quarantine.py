@@ -175,8 +175,9 @@ async def test_a_record_is_appended_once_even_after_the_dedupe_window(
         headers, body = poison("garbage")
         event = UnreadableEvent(unique_stream.name, 7, "x.y", dict(headers or {}), body, EnvelopeError("bad"))
         await quarantine.unreadable(event)
+        await quarantine.unreadable(event)  # met again by the same process: remembered, not appended
         await asyncio.sleep(1.0)  # the Nats-Msg-Id is forgotten: only the subject's expected sequence guards now
-        await quarantine.unreadable(event)
+        await Quarantine(EventStore(js), reader).unreadable(event)  # a restarted reader
         assert [r.stream_sequence for r in await quarantined(js, reader)] == [7]
     finally:
         await ensure_streams(js, [s for s in default_specs() if s.name == QUARANTINE_STREAM])

@@ -61,6 +61,8 @@ class NotaryLog(Protocol):
 
     async def last_checkpoint(self, stream: str) -> StoredCheckpoint | None: ...
 
+    async def all_checkpoints(self, stream: str) -> list[StoredCheckpoint]: ...
+
     async def append_checkpoint(self, checkpoint: Checkpoint, expected_audit_seq: int) -> AppendResult: ...
 
 
@@ -123,7 +125,15 @@ class Notary:
         if stored is None:
             return StreamChain(stream)
         if stored.checkpoint is None:
-            raise RuntimeError(f"the last checkpoint of {stream} (AUDIT seq {stored.audit_seq}) is unreadable")
+            # Something that is not a checkpoint was put on the chain's subject (AUDIT is append-only, so it
+            # stays): chain on from the last readable checkpoint, guarded on the subject's real last sequence.
+            # `audit verify` reports the unreadable event; the notary must not stop sealing over it.
+            readable = [s.checkpoint for s in await self._log.all_checkpoints(stream) if s.checkpoint is not None]
+            log.error(
+                "notary %s: the event at AUDIT seq %d is not a readable checkpoint; chaining on from %s",
+                stream, stored.audit_seq, readable[-1].label if readable else "the start",
+            )  # fmt: skip
+            return StreamChain(stream, last=readable[-1] if readable else None, audit_seq=stored.audit_seq)
         return StreamChain(stream, last=stored.checkpoint, audit_seq=stored.audit_seq)
 
     async def _follow_once(self, stream: str, subject: str, stop: asyncio.Event) -> None:

@@ -33,6 +33,10 @@ class JetStreamNotaryLog:
     async def last_checkpoint(self, stream: str) -> audit_log.StoredCheckpoint | None:
         return await audit_log.last_checkpoint(self._js, stream)
 
+    async def all_checkpoints(self, stream: str) -> list[audit_log.StoredCheckpoint]:
+        """Every checkpoint event of ``stream``, readable or not, in append order."""
+        return await audit_log.read_checkpoints(self._js, stream)
+
     async def append_checkpoint(self, checkpoint: Checkpoint, expected_audit_seq: int) -> AppendResult:
         """Appends the checkpoint unless another was appended for the stream since ``expected_audit_seq``.
 
