@@ -1,4 +1,4 @@
-"""Each decision type, each rung of the fallback ladder, self-healing and overload shedding, through gRPC.
+"""Each decision type, each rung of the fallback ladder, readiness, self-healing and overload shedding, via gRPC.
 
 This module runs its own nats-server, tritonserver and services (stopping Triton must not disturb other
 tests). The breaker is set to open after 2 failures and probe again after 1 s, and ingest accepts at most
@@ -8,6 +8,7 @@ tests). The breaker is set to open after 2 failures and probe again after 1 s, a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -29,6 +30,7 @@ from fraudctl.demo import MODEL_NAME, deploy
 from fraudml.datagen import generate
 from fraudml.train import train
 from fraudshared.nats_server import NatsServer
+from fraudshared.readiness import wait_until_serving
 from fraudshared.service import start_in_process
 from fraudshared.triton_server import TritonServer
 from services.governance.adapters.triton_repository import TritonModelControl
@@ -45,6 +47,15 @@ class Stack:
     platform: Platform
     version: str
     env: dict[str, str]
+    exits: contextlib.AsyncExitStack
+
+    async def restart_platform(self) -> None:
+        """Stop every service and Triton, start them again (Triton empty, as after `fraudctl down` and `up`)."""
+        await self.exits.aclose()
+        self.triton.stop()
+        self.triton.start(same_ports=True)
+        self.exits = contextlib.AsyncExitStack()
+        self.platform = await self.exits.enter_async_context(running_platform(self.env))
 
 
 @pytest.fixture(scope="module")
@@ -67,13 +78,20 @@ async def stack(servers: tuple[NatsServer, TritonServer, Path]) -> AsyncIterator
         "FRAUD_SCORING_INFERENCE_TIMEOUT_S": "0.3",
         "FRAUD_INGEST_GRPC_MAX_IN_FLIGHT": "4",
         "FRAUD_GOVERNANCE_RECONCILE_EVERY_S": "0.5",
+        "FRAUD_READINESS_EVERY_S": "0.2",
     }
-    async with running_platform(env) as platform:
+    exits = contextlib.AsyncExitStack()
+    try:
+        platform = await exits.enter_async_context(running_platform(env))
         result = train(generate(n_customers=200, n_terminals=2000, n_days=30, seed=5), train_days=16)
         version, _ = await deploy(platform.address("governance"), result, Console(quiet=True))
-        stack = Stack(nats_server, triton, platform, version, env)
+        stack = Stack(nats_server, triton, platform, version, env, exits)
         await wait_for_path(stack, common.SCORING_PATH_TRITON)
         yield stack
+    finally:
+        await exits.aclose()
+        with contextlib.suppress(NameError):  # a restart replaced the platform (and its exit stack)
+            await stack.exits.aclose()
 
 
 def request(
@@ -130,14 +148,28 @@ async def test_triton_down_falls_to_in_process_onnx_and_returns_when_triton_is_b
     try:
         response = await wait_for_path(stack, common.SCORING_PATH_LOCAL_ONNX)
         assert response.scoring_path == common.SCORING_PATH_LOCAL_ONNX
-        assert not response.degraded and response.model.version == stack.version
+        assert response.degraded and response.model.version == stack.version  # the champion, flagged: Triton failed
+        # Triton is down and the in-process copy answers: scoring can do its job, so it stays ready.
+        await wait_until_serving(stack.platform.address("scoring"), timeout_s=20)
     finally:
         stack.triton.start(same_ports=True)
     # A restarted Triton (explicit model control) starts empty: governance's reconciler loads the champion
     # again by itself, then the breaker's probe sends traffic back to Triton.
     response = await wait_for_path(stack, common.SCORING_PATH_TRITON)
     assert TritonModelControl(stack.triton.grpc_url).is_ready(f"{MODEL_NAME}-{stack.version.replace('.', '-')}")
-    assert response.scoring_path == common.SCORING_PATH_TRITON
+    assert response.scoring_path == common.SCORING_PATH_TRITON and not response.degraded
+    await wait_until_serving(stack.platform.address("scoring"), timeout_s=20)
+
+
+async def test_after_a_restart_the_first_decision_is_the_champions_through_triton(stack: Stack) -> None:
+    # As `fraudctl down` then `up`: every service restarts and Triton comes back empty. Waiting, as `up` does,
+    # until every service reports SERVING means scoring has its champion answering in Triton again.
+    await stack.restart_platform()
+    for service in stack.platform.services.values():
+        await wait_until_serving(service.address, timeout_s=60)
+    response = await score(stack, request("first-after-restart", minutes=-20))
+    assert response.scoring_path == common.SCORING_PATH_TRITON and not response.degraded
+    assert response.model.version == stack.version and response.model.name == MODEL_NAME
 
 
 async def test_without_an_in_process_copy_triton_down_means_safe_mode(stack: Stack) -> None:
