@@ -3,7 +3,10 @@
 Lost: acknowledged (an OK answer) but the log lacks its TransactionReceived or PredictionMade, or the logged
 decision (the first PredictionMade on its subject, the record) differs from the one the client was given.
 Duplicated: more than one TransactionReceived or PredictionMade for one transaction id, across all partitions.
-Recovery: seconds from the kill until the first OK answer to a request sent after the kill.
+Recovery: seconds from the kill until decisions succeed again: the first OK answer to a request sent after the
+kill and after the last request that never got one. Without that second condition a request answered in the
+instant before the whole platform went down (honcho stops everything a moment after one process dies) would
+count as a recovery 0.01 s after the kill; the literal first OK answer is reported too (``first_ok_s``).
 """
 
 from __future__ import annotations
@@ -81,19 +84,26 @@ def account(outcomes: Sequence[Outcome], ledger: Ledger) -> Accounting:
     return result
 
 
-def first_ok_after(outcomes: Iterable[Outcome], kill_at: float, scoring_path: str | None = None) -> Outcome | None:
-    """The earliest-answered OK outcome among requests due after ``kill_at`` (optionally on one scoring path)."""
-    answered = [
-        o
-        for o in outcomes
-        if o.ok and o.scheduled >= kill_at and (scoring_path is None or o.scoring_path == scoring_path)
-    ]
+def first_ok_after(
+    outcomes: Iterable[Outcome], kill_at: float, scoring_path: str | None = None, *, sustained: bool = True
+) -> Outcome | None:
+    """The earliest-answered OK outcome among requests due after ``kill_at`` (optionally on one scoring path).
+
+    With ``sustained``, only requests due after the last one that never got an OK answer count.
+    """
+    chosen = [o for o in outcomes if o.scheduled >= kill_at]
+    if sustained:
+        last_failed = max((o.scheduled for o in chosen if not o.ok), default=None)
+        chosen = [o for o in chosen if last_failed is None or o.scheduled > last_failed]
+    answered = [o for o in chosen if o.ok and (scoring_path is None or o.scoring_path == scoring_path)]
     return min(answered, key=lambda o: o.answered or 0.0, default=None)
 
 
-def recovery_s(outcomes: Iterable[Outcome], kill_at: float, scoring_path: str | None = None) -> float | None:
+def recovery_s(
+    outcomes: Iterable[Outcome], kill_at: float, scoring_path: str | None = None, *, sustained: bool = True
+) -> float | None:
     """Seconds from the kill until decisions succeed again (on ``scoring_path``, if given); None if never."""
-    first = first_ok_after(outcomes, kill_at, scoring_path)
+    first = first_ok_after(outcomes, kill_at, scoring_path, sustained=sustained)
     return None if first is None or first.answered is None else first.answered - kill_at
 
 
@@ -132,6 +142,11 @@ def failed_attempts(outcomes: Iterable[Outcome], since: float, until: float) -> 
     return dict(Counter(code for o in outcomes for t, code in o.failures if since <= t < until))
 
 
+def requests_with_errors(outcomes: Iterable[Outcome], since: float, until: float) -> dict[str, int]:
+    """Requests that saw a status code (at least once) on an attempt ending in [since, until), by code."""
+    return dict(Counter(code for o in outcomes for code in {c for t, c in o.failures if since <= t < until}))
+
+
 def summarize(outcomes: Sequence[Outcome], ledger: Ledger, kill_at: float, during_s: float) -> dict[str, Any]:
     """Everything the report says about one fault except its targets."""
     accounting = account(outcomes, ledger)
@@ -146,8 +161,10 @@ def summarize(outcomes: Sequence[Outcome], ledger: Ledger, kill_at: float, durin
         "duplicated": len(accounting.duplicated),
         "duplicated_examples": dict(list(accounting.duplicated.items())[:5]),
         "logged_unanswered": accounting.logged_unanswered,
-        "errors_in_fault_window": failed_attempts(outcomes, kill_at, kill_at + during_s),
+        "errors_in_fault_window": requests_with_errors(outcomes, kill_at, kill_at + during_s),
+        "failed_attempts_in_fault_window": failed_attempts(outcomes, kill_at, kill_at + during_s),
         "recovery_s": _round(recovery_s(outcomes, kill_at)),
+        "first_ok_s": _round(recovery_s(outcomes, kill_at, sustained=False)),
         "recovery_path": first.scoring_path if first else None,
         "recovery_degraded": first.degraded if first else None,
         "triton_recovery_s": _round(recovery_s(outcomes, kill_at, "TRITON")),

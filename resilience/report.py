@@ -9,7 +9,7 @@ RECOVERY_TARGET_S = 5.0
 TARGETS = (
     "0 lost and 0 duplicated acknowledged decisions, for every fault.",
     f"Decisions succeed again within {RECOVERY_TARGET_S:.0f} s of any kill (the first OK answer to a request sent "
-    "after the kill).",
+    "after the kill and after the last request that never got one).",
     f"Triton: decisions go on within {RECOVERY_TARGET_S:.0f} s through the local ONNX rung, flagged degraded, and "
     "go back to Triton by themselves.",
     "No fault needs a person: no `fraudctl down` + `fraudctl up`.",
@@ -39,6 +39,10 @@ def targets(component: str, summary: dict[str, Any], facts: dict[str, Any]) -> d
 
 def _s(value: float | None) -> str:
     return "never" if value is None else f"{value:.2f}"
+
+
+def _after(value: float | None) -> str:
+    return "never" if value is None else f"after {value:.2f} s"
 
 
 def _ms(value: float | None) -> str:
@@ -74,8 +78,8 @@ def render(report: dict[str, Any]) -> str:
         "",
         "## Summary",
         "",
-        "| fault | sent | acknowledged | lost | duplicated | errors in fault window | decisions again (s) "
-        "| p99 ms before / during / after | manual restart | targets missed |",
+        "| fault | sent | acknowledged | lost | duplicated | requests with errors in fault window "
+        "| decisions again (s) | p99 ms before / during / after | manual restart | targets missed |",
         "|---|---:|---:|---:|---:|---|---:|---|---|---|",
     ]
     for fault in report["faults"]:
@@ -120,10 +124,12 @@ def _fault_section(fault: dict[str, Any]) -> list[str]:
     lines += [
         "",
         f"- killed pid(s) {f['pids_killed'] or 'none found'} at {f['kill_at_s']:.1f} s",
-        f"- decisions again after {_s(s['recovery_s'])} s (first answer: {s['recovery_path'] or '-'}"
-        f"{', degraded' if s['recovery_degraded'] else ''}); through Triton again after {_s(s['triton_recovery_s'])} s;"
-        f" last failed attempt {_s(s['errors_until_s'])} s after the kill",
-        f"- errors in the fault window (failed attempts by status): {_codes(s['errors_in_fault_window'])}",
+        f"- decisions again: {_after(s['recovery_s'])} (that answer: {s['recovery_path'] or '-'}"
+        f"{', degraded' if s['recovery_degraded'] else ''}; the first OK answer at all: {_after(s['first_ok_s'])}); "
+        f"through Triton again: {_after(s['triton_recovery_s'])}; last failed attempt: "
+        f"{_after(s['errors_until_s']).replace('after ', '')} after the kill",
+        f"- fault window: requests that saw each status {_codes(s['errors_in_fault_window'])}; failed attempts "
+        f"{_codes(s['failed_attempts_in_fault_window'])}",
         f"- lost {s['lost']}, duplicated {s['duplicated']}; decided and logged but never answered to the client: "
         f"{s['logged_unanswered']}; answers off Triton not flagged degraded: {s['unflagged_fallbacks_after_kill']}",
     ]

@@ -100,7 +100,8 @@ def run_fault(
         run.notes.append(f"no running process of {component} was found to kill")
     with console.status(f"{component}: is everything back?"):
         run.unhealthy_after = lifecycle.unhealthy(plan)
-        run.champion_back_s = run_event_loop(lifecycle.wait_for_champion(plan.address("ingest"), BACK_WAIT_S))
+        if not run.unhealthy_after:  # else a person steps in anyway: no need to wait for the champion
+            run.champion_back_s = run_event_loop(lifecycle.wait_for_champion(plan.address("ingest"), BACK_WAIT_S))
     if run.unhealthy_after or run.champion_back_s is None:
         run.manual_restart = True
         plan = restart(var_dir, console, run.notes)

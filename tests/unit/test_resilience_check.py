@@ -14,6 +14,7 @@ from resilience.check import (
     failed_attempts,
     phase_of,
     recovery_s,
+    requests_with_errors,
     summarize,
 )
 from resilience.client import GAVE_UP, OK, Outcome
@@ -61,7 +62,6 @@ def test_duplicates_count_across_partitions_even_for_requests_never_answered() -
 def test_recovery_is_the_first_ok_answer_to_a_request_sent_after_the_kill() -> None:
     outcomes = [
         ok("before-slow", 9.0, 14.0),  # answered late but sent before the kill: not a recovery
-        Outcome("gave-up", 10.5, final=GAVE_UP),
         ok("late", 11.0, 13.5),
         ok("first", 12.0, 12.7, path="LOCAL_ONNX", degraded=True),
         ok("triton", 13.0, 16.0),
@@ -72,6 +72,26 @@ def test_recovery_is_the_first_ok_answer_to_a_request_sent_after_the_kill() -> N
     assert recovery_s([ok("x", 1, 2)], KILL) is None
 
 
+def test_an_answer_just_before_the_platform_went_down_for_good_is_not_a_recovery() -> None:
+    outcomes = [
+        ok("slipped-through", 10.005, 10.015),
+        *(Outcome(f"dead-{i}", 10.1 + i, final=GAVE_UP, failures=[(10.2 + i, "UNAVAILABLE")]) for i in range(5)),
+    ]
+    assert recovery_s(outcomes, KILL) is None
+    assert recovery_s(outcomes, KILL, sustained=False) == pytest.approx(0.015)
+
+
+def test_recovery_counts_only_requests_sent_after_the_last_one_that_never_got_an_answer() -> None:
+    outcomes = [
+        ok("slipped-through", 10.005, 10.015),
+        Outcome("dead", 10.5, final=GAVE_UP, failures=[(10.6, "UNAVAILABLE")]),
+        Outcome("refused", 11.0, final="INTERNAL", failures=[(11.1, "INTERNAL")]),
+        ok("retried", 11.5, 14.0, failures=[(11.6, "UNAVAILABLE")]),  # due after the last failure: counts
+        ok("fresh", 13.0, 14.5),
+    ]
+    assert recovery_s(outcomes, KILL) == pytest.approx(4.0)
+
+
 def test_errors_until_is_the_last_failed_attempt_after_the_kill_and_windows_count_attempts_by_code() -> None:
     outcomes = [
         Outcome("a", 9.0, final=OK, answered=15, failures=[(9.5, "UNAVAILABLE"), (10.5, "UNAVAILABLE")]),
@@ -80,6 +100,9 @@ def test_errors_until_is_the_last_failed_attempt_after_the_kill_and_windows_coun
     assert errors_until_s(outcomes, KILL) == pytest.approx(11.0)
     assert errors_until_s([ok("c", 1, 2)], KILL) is None
     assert failed_attempts(outcomes, KILL, KILL + 10) == {"UNAVAILABLE": 1, "DEADLINE_EXCEEDED": 1}
+    many = [Outcome("c", 10.0, failures=[(10.1, "UNAVAILABLE"), (10.2, "UNAVAILABLE"), (10.4, "UNAVAILABLE")])]
+    assert failed_attempts(many, KILL, KILL + 10) == {"UNAVAILABLE": 3}
+    assert requests_with_errors(many + outcomes, KILL, KILL + 10) == {"UNAVAILABLE": 2, "DEADLINE_EXCEEDED": 1}
 
 
 @pytest.mark.parametrize(("scheduled", "phase"), [(9.99, "before"), (10.0, "during"), (19.9, "during"), (20, "after")])
@@ -101,7 +124,9 @@ def test_summary_counts_per_phase_and_flags_unflagged_fallbacks() -> None:
     summary = summarize(outcomes, Ledger.of(records), KILL, during_s=10.0)
     assert (summary["sent"], summary["acknowledged"], summary["lost"], summary["duplicated"]) == (5, 4, 0, 0)
     assert summary["not_answered"] == {GAVE_UP: 1}
-    assert summary["recovery_s"] == pytest.approx(1.5) and summary["recovery_path"] == "SAFE_MODE_RULES"
+    # d (due 12.5) never got an answer: decisions succeed again with e, due after it.
+    assert summary["recovery_s"] == pytest.approx(15.02) and summary["recovery_path"] == "TRITON"
+    assert summary["first_ok_s"] == pytest.approx(1.5)
     assert summary["triton_recovery_s"] == pytest.approx(15.02)
     assert summary["unflagged_fallbacks_after_kill"] == 1
     during = summary["phases"]["during"]
@@ -115,3 +140,4 @@ def test_summary_counts_per_phase_and_flags_unflagged_fallbacks() -> None:
     assert during["final_errors"] == {GAVE_UP: 1}
     assert summary["phases"]["before"]["p99_ms"] == pytest.approx(10.0)
     assert summary["errors_in_fault_window"] == {"UNAVAILABLE": 1}
+    assert summary["failed_attempts_in_fault_window"] == {"UNAVAILABLE": 1}
