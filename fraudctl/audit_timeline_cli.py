@@ -18,12 +18,12 @@ from nats.js.errors import NotFoundError
 from rich.markup import escape
 from rich.table import Table
 
-from fraudctl.audit_cli import FAILED, OK, Actor, NatsUrl, VarDir, app, out, parse_time, run_audit
+from fraudctl.audit_cli import FAILED, OK, Actor, NatsUrl, VarDir, app, err, out, parse_time, run_audit
 from fraudshared import subjects
 from fraudshared.audit.check import AuditInputError
 from fraudshared.audit.timeline import TimelineEntry, build_timeline
-from fraudshared.events.envelope import Envelope, EnvelopeError
-from fraudshared.events.store import EventStore
+from fraudshared.events.envelope import Envelope
+from fraudshared.events.store import EventStore, UnreadableEvent
 
 AUDIT_COMMANDS = "fraud.audit.commands.>"
 _MODEL_NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
@@ -40,23 +40,27 @@ def _sources(model: str | None) -> list[tuple[str, str]]:
     ]
 
 
-async def _read(js: JetStreamContext, model: str | None) -> list[tuple[str, int, Envelope]]:
-    """Every event of the timeline's streams, as stored.
+async def _read(js: JetStreamContext, model: str | None) -> tuple[list[tuple[str, int, Envelope]], list[str]]:
+    """Every event of the timeline's streams, as stored, and one line per message that is not an envelope.
 
     Raises:
         AuditInputError: If a stream does not exist.
-        RuntimeError: If a stream cannot be read, or holds a message that is not an envelope.
+        RuntimeError: If a stream cannot be read.
     """
-    store, events = EventStore(js), []
+    store, events, unreadable = EventStore(js), [], []
+
+    def note(event: UnreadableEvent) -> None:  # named and skipped: the rest of the timeline still reads
+        unreadable.append(f"{event.stream} seq {event.seq} is unreadable: {event.error}")
+
     for stream, subject in _sources(model):
         try:
-            async for stored in store.read_subject(stream, subject):
+            async for stored in store.read_subject(stream, subject, on_unreadable=note):
                 events.append((stream, stored.seq, stored.envelope))
         except NotFoundError:
             raise AuditInputError(f"there is no stream {stream!r}") from None
-        except (JetStreamError, EnvelopeError, TimeoutError, OSError) as exc:
+        except (JetStreamError, TimeoutError, OSError) as exc:
             raise RuntimeError(f"could not read {stream}: {exc or type(exc).__name__}") from exc
-    return events
+    return events, unreadable
 
 
 @app.command()
@@ -80,7 +84,7 @@ def timeline(
         if model is not None and not _MODEL_NAME_RE.fullmatch(model):
             raise AuditInputError(f"{model!r} is not a model name (letters, digits, '-' and '_')")
         try:
-            events = await _read(js, model)
+            events, unreadable = await _read(js, model)
         except RuntimeError as exc:
             return FAILED, str(exc)
         if model is not None and not any(stream == "MODELS" for stream, _, _ in events):
@@ -91,7 +95,12 @@ def timeline(
                 print(json.dumps(entry.to_json(), ensure_ascii=False))  # plain: no rich wrapping of JSON lines
         else:
             _print_timeline(entries)
-        return OK, f"timeline: {len(entries)} event(s)"
+        text = f"timeline: {len(entries)} event(s)"
+        for line in unreadable:
+            err.print(f"[red]![/] {escape(line)}", highlight=False, soft_wrap=True)
+        if unreadable:
+            return FAILED, f"{text}; {len(unreadable)} unreadable event(s), first: {unreadable[0]}"
+        return OK, text
 
     run_audit(ctx, nats_url, var_dir, actor, body)
 

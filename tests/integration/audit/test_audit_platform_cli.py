@@ -131,3 +131,7 @@ async def test_timeline_merges_model_changes_and_audit_runs_by_event_time(
     assert "is not an ISO 8601 time" in await cli("timeline", "--from", "yesterday", code=2)
     assert "is after --to" in await cli("timeline", "--from", "2031-06-01", "--to", "2031-05-01", code=2)
     assert "unknown model 'nope'" in await cli("timeline", "--model", "nope", code=2)
+
+    junk = await js.publish("fraud.monitor.junk", b"\x00 not an envelope")  # named, and the rest still reads
+    out = await cli("timeline", "--model", name, code=1)
+    assert "ModelPromoted" in out and f"MONITOR seq {junk.seq} is unreadable" in out
