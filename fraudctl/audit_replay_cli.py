@@ -28,7 +28,7 @@ class DirectoryArtifacts:
         self._root = root
 
     def fetch(self, sha256: str) -> bytes:
-        from fraudshared.audit.replay import ReplayError
+        from fraudshared.audit.replay_models import ReplayError
 
         path = self._root / "sha256" / sha256[:2] / sha256
         try:
@@ -48,7 +48,7 @@ class GovernanceArtifacts:
 
         from fraud.governance.v1 import governance_service_pb2 as gov
         from fraud.governance.v1 import governance_service_pb2_grpc as gov_grpc
-        from fraudshared.audit.replay import ReplayError
+        from fraudshared.audit.replay_models import ReplayError
 
         options = [("grpc.max_receive_message_length", 64 << 20)]
         try:
@@ -108,7 +108,8 @@ def replay(
     """Re-derive decisions from the log alone: features, model version, score, thresholds, reason codes."""
 
     async def body(js: JetStreamContext) -> tuple[int, str]:
-        from fraudshared.audit.replay import ReplayError, replay_decisions  # pandas, onnxruntime: only here
+        from fraudshared.audit.replay import replay_decisions  # pandas, onnxruntime: only here
+        from fraudshared.audit.replay_models import ReplayError
 
         if (transaction is None) == (from_time is None or to_time is None):
             raise AuditInputError("give --transaction, or --from and --to")
