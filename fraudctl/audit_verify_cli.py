@@ -12,6 +12,7 @@ from nats.js.errors import NotFoundError
 from rich.markup import escape
 from rich.table import Table
 
+from fraud.events.v1.quarantine_events_pb2 import EventQuarantined, QuarantineReason
 from fraudctl.audit_cli import (
     FAILED,
     OK,
@@ -28,6 +29,10 @@ from fraudshared.audit.check import AuditInputError, EventProof, audited_stream_
 from fraudshared.audit.jetstream import stream_bounds
 from fraudshared.audit.keys import KeyRing
 from fraudshared.audit.verify import StreamReport
+from fraudshared.events.quarantine import read_quarantined
+from fraudshared.events.store import EventStore
+
+MAX_LISTED = 50
 
 # ---- verify --------------------------------------------------------------------------------------------------
 
@@ -38,12 +43,19 @@ def verify(
     stream: Annotated[str | None, typer.Option(help="Only this stream (default: every stream but AUDIT).")] = None,
     from_seq: Annotated[int | None, typer.Option("--from", help="First sequence (needs --stream).")] = None,
     to_seq: Annotated[int | None, typer.Option("--to", help="Last sequence (needs --stream).")] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail (exit 1) when any event is unreadable or was quarantined.")
+    ] = False,
     nats_url: NatsUrl = None,
     public_key: PublicKeys = None,
     actor: Actor = None,
     var_dir: VarDir = Path("var"),
 ) -> None:
-    """Re-read the streams, recompute every event hash, check Merkle roots, chain and signatures."""
+    """Re-read the streams, recompute every event hash, check Merkle roots, chain and signatures.
+
+    Also lists, by stream and sequence, events that are not readable envelopes (sealed by their raw hash, so
+    still verified) and events a reader quarantined (the QUARANTINE stream; docs/audit.md).
+    """
 
     async def body(js: JetStreamContext) -> tuple[int, str]:
         window = None
@@ -57,7 +69,11 @@ def verify(
             await verify_stream(js, name, keys, window) for name in ([stream] if stream else audited_stream_names())
         ]
         _print_reports(reports, keys)
-        return _verdict(reports, window is not None)
+        quarantined = _in_scope(await read_quarantined(EventStore(js)), reports)
+        _print_unusable(reports, quarantined)
+        unusable = {(r.stream, seq) for r in reports for seq in r.unreadable}
+        unusable |= {(q.stream, q.stream_sequence) for q in quarantined}
+        return _verdict(reports, window is not None, len(unusable), strict)
 
     run_audit(ctx, nats_url, var_dir, actor, body)
 
@@ -69,7 +85,36 @@ async def _bounds_or_zero(js: JetStreamContext, stream: str) -> tuple[int, int]:
         raise AuditInputError(f"there is no stream {stream!r}") from None
 
 
-def _verdict(reports: list[StreamReport], windowed: bool) -> tuple[int, str]:
+def _in_scope(records: list[EventQuarantined], reports: list[StreamReport]) -> list[EventQuarantined]:
+    spans = {r.stream: r.window or (1, r.stream_last_seq) for r in reports}
+    return [q for q in records if q.stream in spans and spans[q.stream][0] <= q.stream_sequence <= spans[q.stream][1]]
+
+
+def _print_unusable(reports: list[StreamReport], quarantined: list[EventQuarantined]) -> None:
+    for r in reports:
+        if r.unreadable:
+            shown = ", ".join(map(str, r.unreadable[:MAX_LISTED])) + (" ..." if len(r.unreadable) > MAX_LISTED else "")
+            out.print(
+                f"[yellow]![/] {r.stream}: {len(r.unreadable)} event(s) are not readable envelopes "
+                f"(verified by their raw hash; no reader can use them): seq {shown}",
+                highlight=False,
+                soft_wrap=True,
+            )
+    if not quarantined:
+        return
+    readers: dict[tuple[str, int], dict[str, str]] = {}
+    for q in quarantined:
+        reason = QuarantineReason.Name(q.reason).removeprefix("QUARANTINE_REASON_").lower().replace("_", " ")
+        readers.setdefault((q.stream, q.stream_sequence), {})[q.reader] = reason
+    table = Table("stream", "seq", "skipped by (reason)", title="quarantined events")
+    for (name, seq), by in sorted(readers.items())[:MAX_LISTED]:
+        table.add_row(name, str(seq), escape(", ".join(f"{reader} ({why})" for reader, why in sorted(by.items()))))
+    out.print(table)
+    if len(readers) > MAX_LISTED:
+        out.print(f"... and {len(readers) - MAX_LISTED} more quarantined event(s)", highlight=False)
+
+
+def _verdict(reports: list[StreamReport], windowed: bool, unusable: int = 0, strict: bool = False) -> tuple[int, str]:
     events = sum(r.events_verified for r in reports)
     checkpoints = sum(r.checkpoints_verified for r in reports)
     findings = [f for r in reports for f in r.findings]
@@ -81,6 +126,12 @@ def _verdict(reports: list[StreamReport], windowed: bool) -> tuple[int, str]:
         return FAILED, f"NOT VERIFIED: sequences {span[0]}..{span[1]} are not sealed by any checkpoint yet"
     text = f"verified {events} events in {checkpoints} checkpoints over {len(reports)} stream(s)"
     out.print(f"[green]{text}[/]" + (f"; {unsealed} event(s) not yet sealed" if unsealed else ""), highlight=False)
+    if unusable:  # verified all the same (sealed by their hash), but no reader could use them
+        note = f"{unusable} event(s) unreadable or quarantined (listed above)"
+        out.print(f"[yellow]{note}[/]", highlight=False)
+        if strict:
+            return FAILED, f"NOT CLEAN (--strict): {text}; {note}"
+        text += f"; {note}"
     return OK, text
 
 
