@@ -144,6 +144,24 @@ async def test_retry_returns_the_same_decision_and_appends_nothing(
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
 
 
+async def test_the_same_id_with_another_card_is_already_exists_on_any_partition(
+    platform: Platform, stub: ingest_grpc.IngestServiceStub
+) -> None:
+    first = await stub.ScoreTransaction(request("e2e-other-card", minutes=-15), timeout=10)
+    # Eight partitions: of five other cards, some land on another partition than the first (the old guard's hole).
+    for n in range(5):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.ScoreTransaction(request("e2e-other-card", pan=synthetic_pan(9000 + n), minutes=-15), timeout=10)
+        assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    again = await stub.ScoreTransaction(request("e2e-other-card", minutes=-15), timeout=10)
+    assert again.replayed and (again.decision, again.score) == (first.decision, first.score)
+    for stream, subject in (
+        ("TRANSACTIONS", "fraud.tx.received.*.e2e-other-card"),
+        ("PREDICTIONS", "fraud.predictions.made.*.e2e-other-card"),
+    ):
+        assert await messages(platform, stream, subject) == 1, stream
+
+
 async def test_very_large_amount_is_not_approved(deployed: str, stub: ingest_grpc.IngestServiceStub) -> None:
     response = await stub.ScoreTransaction(request("e2e-large", amount=950_000, minutes=-10), timeout=10)
     assert response.decision in (common.DECISION_REVIEW, common.DECISION_DECLINE)
