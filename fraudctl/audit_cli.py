@@ -34,6 +34,7 @@ from fraudshared.audit.check import AuditInputError
 from fraudshared.audit.jetstream import AuditReadError
 from fraudshared.audit.keys import AuditKeyError, KeyRing, verifying_key_from_hex
 from fraudshared.events.envelope import event_id, new_envelope
+from fraudshared.events.once import RecordUnreadable
 from fraudshared.events.store import EventStore
 from fraudshared.secrets import SecretsError, secret_store_from_env
 
@@ -110,7 +111,7 @@ async def _session(ctx: typer.Context, url: str, actor: str, body: Body) -> int:
             code, outcome = BAD_INPUT, str(exc)
         except (AuditKeyError, SecretsError) as exc:
             code, outcome = UNAVAILABLE, f"cannot read the verifying keys: {exc}"
-        except AuditReadError as exc:
+        except (AuditReadError, RecordUnreadable) as exc:  # an unreadable event is named, never a traceback
             code, outcome = FAILED, f"NOT VERIFIED: {exc}"
         if code != OK and outcome:
             err.print(f"[red]error:[/] {escape(outcome)}", highlight=False, soft_wrap=True)
