@@ -1,7 +1,7 @@
 """Health probes for the local runtime's components.
 
 NATS: its monitoring ``/healthz``; Triton: ``/v2/health/ready``; our services: ``grpc.health.v1`` Check of the
-overall service ``""``. `LIVENESS` lists what the watchdog (`fraudctl.watchdog`) polls to see a hung server.
+overall service ``""``. `LIVENESS` and `READINESS_HTTP` list what the watchdog (`fraudctl.watchdog`) polls.
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ SERVING = "SERVING"
 NOT_SERVING = "NOT_SERVING"
 DOWN = "DOWN"
 
-# Per component the watchdog covers: the port kind and the HTTP paths that must all answer 200. Triton's
-# process can outlive its ability to serve (a hung server, a lost backend), so live and ready are both asked.
-LIVENESS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "nats": ("monitor", ("/healthz",)),
-    "triton": ("http", ("/v2/health/live", "/v2/health/ready")),
-}
+# Per component the watchdog covers: the port kind and the HTTP path that answers 200 while the server works.
+LIVENESS: dict[str, tuple[str, str]] = {"nats": ("monitor", "/healthz"), "triton": ("http", "/v2/health/live")}
+# Triton's process can outlive its ability to serve (a lost backend): ready is asked too. It is also not ready
+# for the seconds a model loads (strict readiness), so the watchdog tolerates it far longer than a dead live.
+READINESS_HTTP: dict[str, tuple[str, str]] = {"triton": ("http", "/v2/health/ready")}
 
 # Loopback probes must never go through a proxy configured for the outside world.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))

@@ -9,9 +9,9 @@ import pytest
 from fraudctl import supervision_log
 from fraudctl.procfile import Paths
 from fraudctl.supervisor_rpc import ProcessInfo
-from fraudctl.watchdog import Watchdog, WatchdogConfig
+from fraudctl.watchdog import Verdict, Watchdog, WatchdogConfig
 
-CONFIG = WatchdogConfig(interval_s=1.0, failures=3, timeout_s=1.0, grace_s=30.0)
+CONFIG = WatchdogConfig(interval_s=1.0, failures=3, ready_failures=5, timeout_s=1.0, grace_s=30.0)
 
 
 class FakeSupervisor:
@@ -37,10 +37,15 @@ class FakeSupervisor:
 
 class FakeProbe:
     def __init__(self) -> None:
-        self.failing: set[str] = set()
+        self.failing: set[str] = set()  # live does not answer
+        self.unready: set[str] = set()  # live answers, ready does not
 
-    def __call__(self, name: str) -> str | None:
-        return "/v2/health/live: NOT_SERVING (timed out)" if name in self.failing else None
+    def __call__(self, name: str) -> Verdict:
+        if name in self.failing:
+            return Verdict(live=False, reason="/v2/health/live: NOT_SERVING (timed out)")
+        if name in self.unready:
+            return Verdict(live=True, ready=False, reason="/v2/health/ready: NOT_SERVING (HTTP 400)")
+        return Verdict(live=True)
 
 
 def test_a_hung_component_is_restarted_after_the_configured_failures_in_a_row_and_only_then() -> None:
@@ -72,6 +77,17 @@ def test_a_component_starting_up_is_not_judged_until_it_answers_or_its_grace_is_
     assert [dog.check() for _ in range(3)] == [[], [], ["triton"]]
 
 
+def test_not_ready_while_live_is_tolerated_far_longer_than_a_dead_live() -> None:
+    supervisor, probe = FakeSupervisor(triton=100.0), FakeProbe()
+    dog = Watchdog(["triton"], probe, supervisor, CONFIG)
+    probe.unready = {"triton"}  # e.g. a model loading: strict readiness says no for a few seconds
+    assert [dog.check() for _ in range(4)] == [[]] * 4
+    probe.unready = set()
+    assert [dog.check() for _ in range(10)] == [[]] * 10
+    probe.unready = {"triton"}  # a lost backend: ready never comes back
+    assert [dog.check() for _ in range(5)] == [[]] * 4 + [["triton"]]
+
+
 def test_once_it_has_answered_a_young_component_is_judged_at_once() -> None:
     supervisor, probe = FakeSupervisor(triton=2.0), FakeProbe()
     dog = Watchdog(["triton"], probe, supervisor, CONFIG)
@@ -97,6 +113,7 @@ def test_a_new_process_and_a_program_supervisord_is_restarting_start_afresh() ->
 def test_watchdog_settings_come_from_the_environment_and_name_a_bad_variable() -> None:
     assert WatchdogConfig.from_env({}) == WatchdogConfig()
     assert WatchdogConfig.from_env({"FRAUD_WATCHDOG_FAILURES": "5"}).failures == 5
+    assert WatchdogConfig.from_env({"FRAUD_WATCHDOG_READY_FAILURES": "7"}).ready_failures == 7
     with pytest.raises(ValueError, match="FRAUD_WATCHDOG_INTERVAL_S"):
         WatchdogConfig.from_env({"FRAUD_WATCHDOG_INTERVAL_S": "soon"})
 
