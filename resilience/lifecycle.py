@@ -25,18 +25,20 @@ from resilience.client import RetryPolicy, score_with_retry
 from resilience.load import channel, stub
 
 ROOT = Path(__file__).resolve().parent.parent
+TAIL = 25  # output lines kept in the run's JSON (e.g. which decisions `audit replay` found mismatched)
 
 
 @dataclass(frozen=True)
 class Done:
-    """A finished `fraudctl` command: its exit code, its last meaningful line, and when it took."""
+    """A finished `fraudctl` command: its exit code, its last meaningful line, how long it took, its last lines."""
 
     rc: int
     summary: str
     seconds: float
+    tail: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
-        return {"rc": self.rc, "summary": self.summary, "seconds": round(self.seconds, 1)}
+        return {"rc": self.rc, "summary": self.summary, "seconds": round(self.seconds, 1), "tail": list(self.tail)}
 
 
 class PlatformError(RuntimeError):
@@ -52,7 +54,7 @@ def fraudctl(var_dir: Path, *args: str, timeout: float = 300.0) -> Done:
     except subprocess.TimeoutExpired:
         return Done(-1, f"timed out after {timeout:.0f} s", time.perf_counter() - started)
     lines = [line.strip() for line in (done.stdout + "\n" + done.stderr).splitlines() if line.strip()]
-    return Done(done.returncode, lines[-1] if lines else "", time.perf_counter() - started)
+    return Done(done.returncode, lines[-1] if lines else "", time.perf_counter() - started, tuple(lines[-TAIL:]))
 
 
 def up(var_dir: Path) -> Plan:

@@ -20,6 +20,7 @@ from resilience.load import channel, open_loop, stub
 
 CHAMPION_WAIT_S = 90.0  # after `up`: the model must be loaded into Triton and scoring must have seen it
 BACK_WAIT_S = 15.0  # after a fault's window: how long the harness still waits before a person would step in
+WARM_UP_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,21 @@ def ensure_champion(var_dir: Path, plan: Plan, console: Console, notes: list[str
     return restart(var_dir, console, notes)
 
 
+def warm_up(plan: Plan, settings: Settings) -> None:
+    """A few seconds of the same load, not counted in any fault.
+
+    A platform just (re)started is slow for its first requests; without this, that would be read as the
+    'before' latency of the next fault.
+    """
+    requests = make_requests(int(settings.rate * WARM_UP_S), f"warm{int(time.time() * 1000) % 10**8}", seed=5)
+
+    async def load() -> None:
+        async with channel(plan.address("ingest")) as ch:
+            await open_loop(stub(ch), requests, settings.rate, time.perf_counter(), RetryPolicy(give_up_s=5.0))
+
+    run_event_loop(load())
+
+
 def restart(var_dir: Path, console: Console, notes: list[str]) -> Plan:
     """`fraudctl down` + `fraudctl up` (what a person would do), then wait for the champion."""
     with console.status("fraudctl down + up"):
@@ -91,6 +107,8 @@ def run_fault(
     """
     run = FaultRun(component)
     plan = ensure_champion(var_dir, plan, console, run.notes)
+    with console.status(f"{component}: warming up"):
+        warm_up(plan, settings)
     count = int(settings.rate * (settings.before_s + settings.after_s))
     requests = make_requests(count, f"r{seed}{component[:3]}{int(time.time()) % 100000}", seed=seed)
     with console.status(f"{component}: {settings.rate:.0f} tx/s, kill -9 at {settings.before_s:.0f} s"):
