@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import grpc
 import protovalidate
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -37,7 +38,7 @@ from opentelemetry import trace
 from prometheus_client import Counter, Gauge
 
 from fraudshared.telemetry import extract_context, get_logger, inject_headers
-from fraudshared.validation import describe_violations
+from fraudshared.validation import describe_violations, well_known_violations
 
 STATUS, ERROR, DEADLINE, SERVICE = "Fraud-Status", "Fraud-Error", "Fraud-Deadline", "Fraud-Service"
 Req = TypeVar("Req", bound=Message)
@@ -160,7 +161,8 @@ class RpcServer(Generic[Req, Resp]):
             code, details, body = grpc.StatusCode.OK, "", b""
             try:
                 request = self.request_type.FromString(msg.data)
-                violations = self._validator.collect_violations(request)
+                # Timestamps/Durations out of their defined range first: protovalidate's CEL would raise on them.
+                violations = well_known_violations(request) or self._validator.collect_violations(request)
                 if violations:
                     code, details = grpc.StatusCode.INVALID_ARGUMENT, describe_violations(violations)
                 elif remaining(deadline, 1.0) <= 0:
@@ -168,11 +170,17 @@ class RpcServer(Generic[Req, Resp]):
                 else:
                     answer = await self.handler(request, deadline)
                     body = (answer if forward is None else forward.build(request, answer)).SerializeToString()
-            except Exception as exc:  # mapped to a status; unknown errors are INTERNAL and logged
+            except DecodeError:  # never the parser's text: say what was expected
+                name = self.request_type.DESCRIPTOR.full_name
+                code, details = grpc.StatusCode.INVALID_ARGUMENT, f"request is not a valid {name}"
+            except Exception as exc:  # mapped to a status (our own errors' text); unknown errors are INTERNAL
                 mapped = self.error_status(exc)
-                if mapped is None:
-                    log.exception("%s failed", self.subject)
-                code, details = mapped or grpc.StatusCode.INTERNAL, str(exc)
+                if mapped is None:  # no Python text to the caller: a reference it can quote, the traceback in the log
+                    reference = uuid.uuid4().hex[:16]
+                    log.exception("%s failed unexpectedly (reference %s)", self.subject, reference)
+                    code, details = grpc.StatusCode.INTERNAL, f"internal error; reference {reference}"
+                else:
+                    code, details = mapped, str(exc)
             self._count(code)
             if code is not grpc.StatusCode.OK:
                 await self._reply_error(msg, code, details)

@@ -17,7 +17,7 @@ from nats.aio.client import Client
 from fraud.features.v1 import feature_service_pb2 as features
 from fraud.scoring.v1 import scoring_service_pb2 as scoring
 from fraudshared.decision_chain import score_request
-from fraudshared.rpc import Forward, RpcClient, RpcError, RpcServer
+from fraudshared.rpc import ERROR, STATUS, Forward, RpcClient, RpcError, RpcServer
 
 pytestmark = pytest.mark.integration
 
@@ -131,3 +131,28 @@ async def test_plain_and_forwarded_requests_share_one_in_flight_bound(nats_clien
     assert (shed.value.code, shed.value.service) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "features")
     chain.release.set()
     assert (await held).score == pytest.approx(0.375)
+
+
+async def test_hostile_bodies_and_crashes_answer_clear_codes_without_python_text(nats_client: Client) -> None:
+    chain = Chain()
+    await chain.serve(nats_client)
+    garbage = await nats_client.request(chain.compute, b"\xff\xff\xff\x0f", timeout=2.0)  # not a protobuf encoding
+    assert garbage.headers is not None and garbage.headers[STATUS] == "INVALID_ARGUMENT"
+    assert garbage.headers[ERROR] == "request is not a valid fraud.features.v1.ComputeFeaturesRequest"
+    with pytest.raises(RpcError) as year1:  # a Timestamp outside its defined range: a field violation, not a crash
+        request = _request()
+        request.event_time.seconds = -62135596800 - 86400
+        await RpcClient(nats_client).call(chain.compute, request, features.ComputeFeaturesResponse, 2.0)
+    assert year1.value.code == grpc.StatusCode.INVALID_ARGUMENT and "event_time" in year1.value.details
+
+    async def crash(
+        request: features.ComputeFeaturesRequest, deadline: float | None
+    ) -> features.ComputeFeaturesResponse:
+        raise KeyError("secret internals")
+
+    subject = f"test.rpc.{uuid.uuid4().hex[:10]}.crash"
+    await RpcServer(subject, features.ComputeFeaturesRequest, crash, service="features").subscribe(nats_client, "c")
+    with pytest.raises(RpcError) as crashed:
+        await RpcClient(nats_client).call(subject, _request(), features.ComputeFeaturesResponse, 2.0)
+    assert crashed.value.code == grpc.StatusCode.INTERNAL
+    assert crashed.value.details.startswith("internal error; reference ") and "secret" not in crashed.value.details
