@@ -255,8 +255,8 @@ def _stop(paths: Paths, timeout: float = 120.0) -> int:
     left = processes.our_processes(paths)
     if left:
         raise RuntimeErrorWithHint(f"could not stop pids {left}; stop them by hand")
-    paths.pid_file.unlink(missing_ok=True)
-    paths.plan_file.unlink(missing_ok=True)
+    for run_file in (paths.pid_file, paths.plan_file, paths.supervisor_socket):  # a killed supervisord leaves them
+        run_file.unlink(missing_ok=True)
     return len(set(found) | ({pid} if pid else set()))
 
 
