@@ -12,13 +12,14 @@ from fraud.features.v1 import feature_service_pb2_grpc as features_grpc
 from fraud.scoring.v1 import scoring_service_pb2 as scoring
 from fraud.scoring.v1 import scoring_service_pb2_grpc as scoring_grpc
 from fraudshared.decision_chain import score_request
+from fraudshared.grpc_channel import RECONNECT_OPTIONS
 from services.ingest.adapters.downstream import downstream_failure
 from services.ingest.service_layer.ports import FeaturesClient, ScoringClient
 
 
 def channel(address: str) -> grpc.aio.Channel:
     """An insecure loopback channel with client tracing (mTLS arrives with the security work)."""
-    return grpc.aio.insecure_channel(address, interceptors=aio_client_interceptors())
+    return grpc.aio.insecure_channel(address, options=RECONNECT_OPTIONS, interceptors=aio_client_interceptors())
 
 
 def _translate(exc: grpc.aio.AioRpcError, what: str) -> Exception:

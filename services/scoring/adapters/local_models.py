@@ -20,6 +20,7 @@ from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential
 
 from fraud.governance.v1 import governance_service_pb2 as gov
 from fraud.governance.v1 import governance_service_pb2_grpc as gov_grpc
+from fraudshared.grpc_channel import RECONNECT_OPTIONS
 from fraudshared.telemetry import get_logger
 from services.scoring.domain.catalog import ServingModel
 
@@ -35,7 +36,7 @@ class LocalModels:
 
     def __init__(self, governance_addr: str) -> None:
         self._channel = grpc.aio.insecure_channel(
-            governance_addr, options=[("grpc.max_receive_message_length", 64 << 20)]
+            governance_addr, options=[("grpc.max_receive_message_length", 64 << 20), *RECONNECT_OPTIONS]
         )
         self._stub = gov_grpc.GovernanceServiceStub(self._channel)
         self._sessions: dict[str, ort.InferenceSession] = {}

@@ -26,6 +26,7 @@ import numpy as np
 from prometheus_client import Histogram
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
+from fraudshared.grpc_channel import RECONNECT_OPTIONS
 from services.scoring.service_layer.ports import InferenceError
 
 INPUT, OUTPUT = "features", "probability"
@@ -54,6 +55,7 @@ class TritonRunner:
 
     def __init__(self, url: str, max_batch_size: int = 64, max_calls_in_flight: int = 2) -> None:
         options = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES), ("grpc.max_receive_message_length", -1)]
+        options += RECONNECT_OPTIONS  # a restarted Triton is found again within a second
         self._channel = grpc.aio.insecure_channel(url, options=options)
         self._stub = service_pb2_grpc.GRPCInferenceServiceStub(self._channel)
         self._max_batch = max_batch_size
