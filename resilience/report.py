@@ -135,6 +135,10 @@ def _fault_section(fault: dict[str, Any]) -> list[str]:
     ]
     for label, key in (("lost", "lost_examples"), ("duplicated", "duplicated_examples")):
         lines += [f"  - {label}: `{tx}`: {why}" for tx, why in s[key].items()]
+    if f["champion_back_s"] is not None:
+        lines.append(
+            f"- after the load: probes decided through Triton, not degraded, {f['champion_back_s']:.2f} s later"
+        )
     if f["unhealthy_after"]:
         lines.append(f"- not serving after the window: {json.dumps(f['unhealthy_after'])}")
     if f["manual_restart"]:

@@ -61,6 +61,7 @@ def test_render_lists_each_fault_its_misses_and_the_audit() -> None:
     assert "- **needed a manual restart** (`fraudctl down` + `fraudctl up`)" in text
     assert '- not serving after the window: {"ingest": "DOWN"}' in text
     assert "| local ONNX answers | 0 | 1 | 0 |" in text
+    assert "- after the load: probes decided through Triton, not degraded, 0.20 s later" in text
     assert "- `fraudctl audit replay`: exit 1: 1 mismatch" in text
     assert "- log read: PREDICTIONS: read stopped: EnvelopeError: bad" in text
     assert "`make resilience`" in text and "abc1234" in text
