@@ -60,7 +60,9 @@ def _label(partitions: list[int]) -> str:
 async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
     config = FeaturesConfig.from_env()
     partitions = owned_partitions(config.partitions)
-    feature_log = JetStreamFeatureLog(OnceLog(ctx.js, ctx.store, source="/fraud/features"), ctx.store, partitions)
+    feature_log = JetStreamFeatureLog(
+        OnceLog(ctx.js, ctx.store, source="/fraud/features"), ctx.store, partitions, js=ctx.js
+    )
     snapshots = FileSnapshotStore(ctx.config.var_dir / "features" / f"snapshot-{_label(partitions)}.marshal")
     state = await rebuild(feature_log, snapshots, partitions)
     log.info(
