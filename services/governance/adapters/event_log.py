@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from google.protobuf.message import DecodeError, Message
 from nats.js import JetStreamContext
 
+from fraud.events.v1 import quarantine_events_pb2 as qpb
 from fraudshared import subjects
 from fraudshared.events.envelope import UnexpectedType, event_id, new_envelope
-from fraudshared.events.quarantine import Quarantine
-from fraudshared.events.store import ConcurrencyError, EventStore
+from fraudshared.events.quarantine import Quarantine, reason_of
+from fraudshared.events.store import ConcurrencyError, EventStore, UnreadableEvent
 from fraudshared.events.upcasting import UpcasterRegistry
 from fraudshared.telemetry import inject_headers
 from services.governance.domain import events as ev
@@ -48,7 +49,9 @@ class JetStreamModelEvents:
         """Wraps the shared event store (``js`` answers the stream's last sequence).
 
         An event that does not decode is quarantined under ``reader`` (recorded once, counted, logged) and
-        skipped, so neither the aggregate nor the registry projection ever stops on one.
+        skipped, so neither the aggregate nor the registry projection ever stops on one. Reads yield a
+        `skipped` record in its place, so its sequence still counts (a model's next expected sequence, the
+        registry's position).
         """
         self._store = store
         self._js = js
@@ -85,22 +88,43 @@ class JetStreamModelEvents:
             yield pair
 
     async def _read(self, subject: str, from_seq: int) -> AsyncIterator[tuple[Message, int]]:
+        """The events on ``subject`` in stream order; each one skipped is quarantined and yields `skipped`."""
         quarantine = self._quarantine
-        async for stored in self._store.read_subject(
-            self._stream, subject, from_seq, on_unreadable=quarantine.unreadable
-        ):
+        unread: list[tuple[Message, int]] = []  # skipped by the store's read, yielded in their place
+
+        async def unreadable(event: UnreadableEvent) -> None:
+            await quarantine.unreadable(event)
+            reason = qpb.QUARANTINE_REASON_UNREADABLE_ENVELOPE
+            unread.append((skipped(quarantine.reader, event.stream, event.seq, reason), event.seq))
+
+        async for stored in self._store.read_subject(self._stream, subject, from_seq, on_unreadable=unreadable):
+            for pair in unread:  # met before this one
+                yield pair
+            unread.clear()
             try:
                 envelope = UPCASTERS.upcast(stored.envelope)
                 event = ev.decode(envelope.type, envelope.data)
             except (ValueError, DecodeError) as exc:  # UnknownEventType and UpcastError are ValueErrors
                 error = UnexpectedType(str(exc)) if isinstance(exc, ev.UnknownEventType) else exc
                 await quarantine.failed(self._stream, stored.seq, stored.subject, stored.envelope, error)
+                yield skipped(quarantine.reader, self._stream, stored.seq, reason_of(error)), stored.seq
                 continue
             yield event, stored.seq
+        for pair in unread:  # at the end of what was read
+            yield pair
 
     async def last_seq(self) -> int:
         info = await self._js.stream_info(self._stream)
         return int(info.state.last_seq or 0)
+
+
+def skipped(reader: str, stream: str, seq: int, reason: qpb.QuarantineReason.ValueType) -> qpb.EventQuarantined:
+    """What the log yields in place of an event it quarantined: where it is and why, nothing to fold.
+
+    It keeps the event's sequence in the reads: a model's last sequence (the next append's expected one) and
+    the registry's position count it, and neither the aggregate nor the projection has a case for it.
+    """
+    return qpb.EventQuarantined(schema_version=1, reader=reader, stream=stream, stream_sequence=seq, reason=reason)
 
 
 def _event_time(event: Message) -> datetime:

@@ -62,7 +62,11 @@ class Governance:
 
 
 async def load_model(gov: Governance, model_name: str) -> Model:
-    """The aggregate, folded from the model's subject."""
+    """The aggregate, folded from the model's subject.
+
+    An event the log could not read comes as an ``EventQuarantined`` that only moves ``last_seq``: the next append
+    expects the subject's last stored sequence, so a bad event does not look like another writer forever.
+    """
     return Model.from_history(model_name, await gov.events.load(model_name))
 
 

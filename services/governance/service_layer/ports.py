@@ -17,7 +17,11 @@ class ModelEventLog(Protocol):
     """The model lifecycle events: one subject per model, one stream for all models."""
 
     async def load(self, model_name: str) -> History:
-        """Every event on the model's subject with its stream sequence, in order."""
+        """Every event on the model's subject with its stream sequence, in order.
+
+        An event that could not be read is there as an ``EventQuarantined`` naming it (nothing to fold; its
+        sequence still counts for the next append's expected one).
+        """
         ...
 
     async def append(self, event: Message, *, expected_last_seq: int | None) -> int:
@@ -37,7 +41,10 @@ class ModelEventLog(Protocol):
         ...
 
     def read_all(self, after_seq: int) -> AsyncIterator[tuple[Message, int]]:
-        """Every model event of the stream after ``after_seq``, in stream order (up to the current end)."""
+        """Every model event of the stream after ``after_seq``, in stream order (up to the current end).
+
+        An event that could not be read is there as an ``EventQuarantined`` naming it, as in `load`.
+        """
         ...
 
     async def last_seq(self) -> int:

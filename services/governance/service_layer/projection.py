@@ -13,7 +13,12 @@ if TYPE_CHECKING:
 
 
 async def catch_up(gov: Governance) -> int:
-    """Applies every stream event after the projection's position; returns the new position."""
+    """Applies every stream event after the projection's position; returns the new position.
+
+    An event the log skipped comes as an ``EventQuarantined``, which `apply` has no writer for: it records only
+    its position, in a transaction like any event's, so a bad tail of the stream is read once, not at every
+    catch-up.
+    """
     async with gov.projection_lock:
         position = await asyncio.to_thread(gov.registry.position)
         if await gov.events.last_seq() <= position:

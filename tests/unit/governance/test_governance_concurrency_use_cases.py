@@ -6,6 +6,8 @@ import asyncio
 
 import pytest
 
+from fraud.events.v1 import quarantine_events_pb2 as qpb
+from services.governance.adapters.event_log import skipped
 from services.governance.domain import decisions
 from services.governance.domain.commands import ApproveModel, DeployModel, PromoteModel, Role
 from services.governance.domain.errors import (
@@ -13,7 +15,7 @@ from services.governance.domain.errors import (
     InvalidTransition,
 )
 from services.governance.domain.model import Model
-from services.governance.service_layer import handlers
+from services.governance.service_layer import handlers, projection
 from tests.unit.governance.governance_fakes import (
     NAME,
     T0,
@@ -58,3 +60,22 @@ async def test_concurrent_approvals_in_one_process_are_serialized(gov: handlers.
     )
     assert sum(isinstance(r, InvalidTransition) for r in results) == 1
     assert store(gov).types().count("ModelApproved") == 1
+
+
+async def test_an_event_the_log_skipped_counts_for_the_next_append_and_the_projection(
+    gov: handlers.Governance,
+) -> None:
+    await handlers.register_model(gov, register_cmd())
+    # What the JetStream log yields in place of an event it quarantined (on this model's subject, then the tail).
+    for _ in range(2):
+        seq = len(store(gov).stream) + 1
+        store(gov).stream.append(
+            (NAME, skipped("governance", "MODELS", seq, qpb.QUARANTINE_REASON_UNREADABLE_ENVELOPE))
+        )
+    assert (await handlers.load_model(gov, NAME)).last_seq == 4  # the expected sequence the server will check
+    await approve_twice(gov, "1.0.0")  # no ConcurrentChange: the skipped events are not "another writer"
+    assert store(gov).types()[-2:] == ["ModelApproved", "ModelApproved"]
+    assert gov.registry.position() == 6
+    await handlers.register_model(gov, register_cmd("1.1.0"))
+    store(gov).stream.append((NAME, skipped("governance", "MODELS", 9, qpb.QUARANTINE_REASON_APPLY_FAILED)))
+    assert await projection.catch_up(gov) == 9 and gov.registry.position() == 9  # a bad tail is passed once
