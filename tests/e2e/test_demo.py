@@ -29,7 +29,7 @@ def test_demo_prints_the_table_leaves_no_process_and_no_pan_on_disk(tmp_path: Pa
     predictions = re.search(r"events in PREDICTIONS\s*│\s*([\d,]+)", out)
     assert predictions is not None and int(predictions.group(1).replace(",", "")) == 400
     assert "Traceback" not in done.stderr
-    assert re.search(r"verified \d+ events in \d+ checkpoints over 7 stream", out.replace("\n", " ")), out[-2000:]
+    assert re.search(r"verified \d+ events in \d+ checkpoints over 8 stream", out.replace("\n", " ")), out[-2000:]
 
     leftovers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _mentions(p, str(var_dir))]
     assert leftovers == []
