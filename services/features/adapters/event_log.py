@@ -132,7 +132,7 @@ class JetStreamFeatureLog:
                 raw = await self._js.get_msg(FEATURES, seq=seq + 1, subject=subject_filter, next=True)
             except NotFoundError:
                 return False
-            seq = int(raw.seq or 0)
+            seq = max(seq + 1, int(raw.seq or 0))  # always moves on
             if seq >= from_seq:
                 return False  # read in this pass: `met` decides
             if self._owned(raw.subject or "") and _readable(raw.headers, raw.data):
