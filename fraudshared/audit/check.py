@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from fraud.events.v1 import transaction_events_pb2 as tx_events
+from fraudshared import subjects
 from fraudshared.audit import merkle
 from fraudshared.audit.checkpoint import Checkpoint
 from fraudshared.audit.jetstream import (
     AUDIT_STREAM,
+    AuditReadError,
     last_checkpoint,
     read_checkpoints,
     read_event_hashes,
@@ -23,7 +26,7 @@ from fraudshared.audit.jetstream import (
 )
 from fraudshared.audit.keys import KeyRing
 from fraudshared.audit.leaves import event_hash
-from fraudshared.audit.records import TRANSACTION_EVENTS, TRANSACTION_ID_RE, read_record
+from fraudshared.audit.records import TRANSACTION_EVENTS, TRANSACTION_ID_RE, Record, read_record
 from fraudshared.audit.verify import Finding, RangeError, StreamReport, StreamVerifier, chain_findings
 from fraudshared.events.once import RecordUnreadable
 from fraudshared.events.streams import default_specs
@@ -108,6 +111,28 @@ class EventProof:
         return self.checkpoint is not None and not self.problems and not self.conflicts
 
 
+def check_transaction_id(transaction_id: str) -> None:
+    """Raises `AuditInputError` unless ``transaction_id`` is one the contract admits (no subject wildcards)."""
+    if not TRANSACTION_ID_RE.fullmatch(transaction_id):
+        raise AuditInputError(f"{transaction_id!r} is not a transaction id (letters, digits, ':', '-' and '_')")
+
+
+async def recorded_decision(js: JetStreamContext, transaction_id: str) -> Record[tx_events.PredictionMade]:
+    """The PredictionMade recorded for ``transaction_id`` (the first on its subject), with any conflicts.
+
+    Raises:
+        AuditInputError: If the id is malformed or no decision of it is recorded.
+        AuditReadError: If the recorded decision cannot be read (its stream and sequence are named).
+    """
+    check_transaction_id(transaction_id)
+    found = await read_record(js, "PREDICTIONS", subjects.prediction_made_any(transaction_id), tx_events.PredictionMade)
+    if found.message is None:
+        raise AuditInputError(f"unknown transaction {transaction_id!r}: no PredictionMade is recorded")
+    if found.event is None:
+        raise AuditReadError(f"the recorded decision of {transaction_id}: {found.unreadable}")
+    return found
+
+
 async def prove_transaction(js: JetStreamContext, transaction_id: str, keys: KeyRing) -> list[EventProof]:
     """Inclusion proofs of a transaction's TransactionReceived, FeatureVectorComputed and PredictionMade.
 
@@ -118,8 +143,7 @@ async def prove_transaction(js: JetStreamContext, transaction_id: str, keys: Key
         AuditInputError: If the id is malformed or no event of the transaction is recorded.
         fraudshared.audit.jetstream.AuditReadError: If the log cannot be read.
     """
-    if not TRANSACTION_ID_RE.fullmatch(transaction_id):
-        raise AuditInputError(f"{transaction_id!r} is not a transaction id (letters, digits, ':', '-' and '_')")
+    check_transaction_id(transaction_id)
     proofs = []
     for stream, message_type, subject_of in TRANSACTION_EVENTS:
         record = await read_record(js, stream, subject_of(transaction_id), message_type)

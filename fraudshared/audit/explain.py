@@ -16,9 +16,8 @@ from nats.js import JetStreamContext
 from fraud.events.v1 import model_events_pb2 as model_events
 from fraud.events.v1 import transaction_events_pb2 as tx_events
 from fraudshared import subjects
-from fraudshared.audit.check import AuditInputError
-from fraudshared.audit.jetstream import AuditReadError
-from fraudshared.audit.records import TRANSACTION_ID_RE, read_record
+from fraudshared.audit.check import recorded_decision
+from fraudshared.audit.records import read_record
 from fraudshared.events.envelope import EnvelopeError
 from fraudshared.events.store import EventStore, UnreadableEvent
 
@@ -44,15 +43,8 @@ async def explain_transaction(js: JetStreamContext, transaction_id: str) -> Expl
         AuditInputError: If the id is malformed or no decision of it is recorded.
         AuditReadError: If the recorded decision cannot be read (its stream and sequence are named).
     """
-    if not TRANSACTION_ID_RE.fullmatch(transaction_id):
-        raise AuditInputError(f"{transaction_id!r} is not a transaction id (letters, digits, ':', '-' and '_')")
-    decided = await read_record(
-        js, "PREDICTIONS", subjects.prediction_made_any(transaction_id), tx_events.PredictionMade
-    )
-    if decided.message is None:
-        raise AuditInputError(f"unknown transaction {transaction_id!r}: no PredictionMade is recorded")
-    if decided.event is None:
-        raise AuditReadError(f"the recorded decision of {transaction_id}: {decided.unreadable}")
+    decided = await recorded_decision(js, transaction_id)
+    assert decided.event is not None  # recorded_decision raises otherwise
     explanation = Explanation(decided.event, decided.seq, findings=decided.findings())
     received = await read_record(
         js, "TRANSACTIONS", subjects.transaction_received_any(transaction_id), tx_events.TransactionReceived

@@ -28,7 +28,7 @@ from fraud.common.v1 import decision_pb2 as common
 from fraud.events.v1 import model_events_pb2 as model_events
 from fraud.events.v1 import transaction_events_pb2 as tx_events
 from fraudshared import subjects
-from fraudshared.audit.check import AuditInputError
+from fraudshared.audit.check import AuditInputError, recorded_decision
 from fraudshared.audit.decision_rules import (
     SAFE_MODE_CODE,
     SCORE_TOLERANCE,
@@ -36,8 +36,7 @@ from fraudshared.audit.decision_rules import (
     decision_name,
     expected_reason_codes,
 )
-from fraudshared.audit.jetstream import AuditReadError
-from fraudshared.audit.records import TRANSACTION_ID_RE, FirstSeen, read_record, transaction_of_subject
+from fraudshared.audit.records import FirstSeen, transaction_of_subject
 from fraudshared.audit.replay_models import ArtifactSource, Models
 from fraudshared.events.envelope import EnvelopeError
 from fraudshared.events.store import EventStore, StoredEvent, UnreadableEvent
@@ -103,15 +102,8 @@ async def _predictions(
     js: JetStreamContext, transaction_id: str | None, window: tuple[datetime, datetime] | None, findings: _Findings
 ) -> list[tx_events.PredictionMade]:
     if transaction_id is not None:
-        if not TRANSACTION_ID_RE.fullmatch(transaction_id):
-            raise AuditInputError(f"{transaction_id!r} is not a transaction id (letters, digits, ':', '-' and '_')")
-        found = await read_record(
-            js, "PREDICTIONS", subjects.prediction_made_any(transaction_id), tx_events.PredictionMade
-        )
-        if found.message is None:
-            raise AuditInputError(f"unknown transaction {transaction_id!r}: no PredictionMade is recorded")
-        if found.event is None:
-            raise AuditReadError(f"the recorded decision of {transaction_id}: {found.unreadable}")
+        found = await recorded_decision(js, transaction_id)
+        assert found.event is not None  # recorded_decision raises otherwise
         findings.lines += [str(c) for c in found.conflicts]
         return [found.event]
     assert window is not None
