@@ -150,10 +150,15 @@ async def _features(
         async for stored in events:
             if not left:
                 break
-            partition = stored.subject.split(".")[3]
-            if partitions is not None and int(partition) not in partitions:
+            parts = stored.subject.split(".", 4)  # fraud.features.<computed|label>.<partition>.<transaction id>
+            if len(parts) < 5 or not parts[3].isdigit():  # no writer of ours puts an event there
+                findings.lines.append(
+                    f"FEATURES seq {stored.seq} is on {stored.subject!r}, not a transaction's subject"
+                )
                 continue
-            kind = stored.subject.split(".")[2]  # computed | label
+            kind, partition = parts[2], int(parts[3])
+            if partitions is not None and partition not in partitions:
+                continue
             if not seen.first(f"{kind}:{transaction_of_subject(stored.subject)}", stored.seq, stored.subject):
                 continue
             try:

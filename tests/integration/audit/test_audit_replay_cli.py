@@ -17,7 +17,7 @@ from fraud.common.v1 import decision_pb2, money_pb2
 from fraud.events.v1 import model_events_pb2
 from fraud.events.v1 import transaction_events_pb2 as tx_events
 from fraudshared import subjects
-from fraudshared.events.envelope import event_id, new_envelope
+from fraudshared.events.envelope import event_id, new_envelope, to_nats
 from fraudshared.events.once import first_message
 from fraudshared.events.store import EventStore
 from fraudshared.events.streams import ensure_streams
@@ -130,6 +130,8 @@ async def record_decisions(
         vector = list(computed.values)  # as recorded: float32
         if n == garbage_at:
             await js.publish("fraud.features.computed.1.rp-junk", b"\x00 not an envelope")
+            stray = new_envelope(computed, source="/x", subject="x", event_id="X:x", time=moment, schema_version=1)
+            await js.publish("fraud.features.stray", stray.data, headers=to_nats(stray)[0])  # readable, odd subject
         prediction = tx_events.PredictionMade(
             schema_version=1,
             transaction_id=tx_id,
@@ -258,6 +260,7 @@ async def test_a_forged_second_decision_is_a_conflict_and_unreadable_events_are_
         assert "replayed 1 decision(s): 1 match, 0 mismatch" in out and conflict in out and record in out
         out = await cli("replay", "--from", "2027-03-01T00:00:00Z", "--to", "2027-03-31", *artifacts, code=1)
         assert "replayed 40 decision(s): 40 match, 0 mismatch" in out and conflict in out
+        assert "is on 'fraud.features.stray', not a transaction's subject" in out
         for stream in ("PREDICTIONS", "FEATURES", "MODELS"):
             assert f"{stream} seq" in out and "is unreadable" in out.split(f"{stream} seq", 1)[1].split("\n", 1)[0]
 
