@@ -36,7 +36,7 @@ from bench.workload import requests as make_requests
 from fraud.ingest.v1 import ingest_service_pb2 as ingest
 from fraud.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
 from fraudctl.demo import deploy
-from fraudctl.processes import cpu_time, our_processes
+from fraudctl.processes import argv, cpu_time, our_processes
 from fraudctl.procfile import Paths, load_plan
 from fraudml.datagen import generate
 from fraudml.train import train
@@ -56,9 +56,20 @@ def worktree(rev: str) -> Path:
     return path
 
 
-def cpu_seconds(var_dir: Path) -> float:
-    """CPU time (user + system) used so far by the live processes of the platform in `var_dir`."""
-    return sum(cpu_time(pid) or 0.0 for pid in our_processes(Paths(var_dir.resolve())))
+def process_label(pid: int) -> str:
+    """What a process of the platform is: ``ingest`` for ``python -m services.ingest``, else its module or binary."""
+    args = argv(pid)
+    if args and Path(args[0]).name.startswith("python") and "-m" in args[:-1]:
+        return args[args.index("-m") + 1].removeprefix("services.").rsplit(".", 1)[-1]
+    return Path(args[0]).name if args else "?"
+
+
+def cpu_by_process(var_dir: Path) -> Counter[str]:
+    """CPU seconds (user + system) used so far by the live processes of the platform in `var_dir`, by label."""
+    used: Counter[str] = Counter()
+    for pid in our_processes(Paths(var_dir.resolve())):
+        used[process_label(pid)] += cpu_time(pid) or 0.0
+    return used
 
 
 def fraudctl(root: Path, *args: str) -> None:
@@ -89,12 +100,15 @@ class Pair:
         else:
             self.latencies[k].append((time.perf_counter() - t0) * 1000)
 
-    def stats(self, label: str, seconds: float, names: list[str], cpu: list[float]) -> list[tuple[RunStats, float]]:
-        """Each platform's run and its CPU milliseconds per decision."""
+    def stats(
+        self, label: str, seconds: float, names: list[str], cpu: list[Counter[str]]
+    ) -> list[tuple[RunStats, dict[str, float]]]:
+        """Each platform's run and its CPU milliseconds per decision by process (key "all": the sum)."""
         runs = []
         for k in (0, 1):
             run = RunStats.build(f"{names[k]}: {label}", self.latencies[k], seconds, self.errors[k], Counter())
-            runs.append((run, 1000 * cpu[k] / max(1, run.ok)))
+            per_decision = {name: 1000 * used / max(1, run.ok) for name, used in sorted(cpu[k].items())}
+            runs.append((run, {"all": sum(per_decision.values()), **per_decision}))
         return runs
 
 
@@ -120,10 +134,10 @@ async def open_loop(pair: Pair, seconds: float, rate: float) -> None:
 
 async def measure(
     addresses: list[str], var_dirs: list[Path], names: list[str], seconds: float, rate: float
-) -> list[tuple[RunStats, float]]:
+) -> list[tuple[RunStats, dict[str, float]]]:
     reqs = make_requests(int(rate * seconds * 2) + 2000, os.urandom(4).hex())
     channels = [grpc.aio.insecure_channel(address) for address in addresses]
-    results: list[tuple[RunStats, float]] = []
+    results: list[tuple[RunStats, dict[str, float]]] = []
     try:
         stubs = [ingest_grpc.IngestServiceStub(channel) for channel in channels]
         pair = Pair(stubs, reqs)
@@ -135,10 +149,10 @@ async def measure(
         ]
         for label, phase in phases:
             pair.latencies, pair.errors = [[], []], [Counter(), Counter()]
-            cpu_before = [cpu_seconds(var) for var in var_dirs]
+            cpu_before = [cpu_by_process(var) for var in var_dirs]
             started = time.perf_counter()
             await phase(pair)
-            cpu = [cpu_seconds(var) - before for var, before in zip(var_dirs, cpu_before, strict=True)]
+            cpu = [cpu_by_process(var) - before for var, before in zip(var_dirs, cpu_before, strict=True)]
             results += pair.stats(label, time.perf_counter() - started, names, cpu)
     finally:
         for channel in channels:
@@ -180,10 +194,24 @@ def main() -> None:
         errors = json.dumps(run.errors) if run.errors else "0"
         table.add_row(
             run.name, str(run.ok), errors, f"{run.p50_ms:.2f}", f"{run.p95_ms:.2f}", f"{run.p99_ms:.2f}",
-            f"{cpu_ms:.2f}",
+            f"{cpu_ms['all']:.2f}",
         )  # fmt: skip
     console.print(table)
+    console.print(by_process_table(runs, names))
     print(json.dumps({"base": opts.base, "runs": [{**run.to_dict(), "cpu_ms_per_decision": cpu} for run, cpu in runs]}))
+
+
+def by_process_table(runs: list[tuple[RunStats, dict[str, float]]], names: list[str]) -> Table:
+    """CPU ms per decision of each process, both platforms side by side, per phase (where a change costs)."""
+    table = Table(title="CPU ms per decision by process (a process of one side only shows 0 on the other)")
+    for column in ("phase", "process", names[0], names[1], "difference"):
+        table.add_column(column, justify="left" if column in ("phase", "process") else "right")
+    for (base_run, base_cpu), (_, this_cpu) in zip(runs[::2], runs[1::2], strict=True):
+        phase = base_run.name.split(": ", 1)[1]
+        for process in sorted(base_cpu.keys() | this_cpu.keys(), key=lambda p: (p != "all", p)):
+            a, b = base_cpu.get(process, 0.0), this_cpu.get(process, 0.0)
+            table.add_row(phase, process, f"{a:.3f}", f"{b:.3f}", f"{b - a:+.3f}")
+    return table
 
 
 if __name__ == "__main__":

@@ -50,6 +50,11 @@ def cpu_time(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def argv(pid: int) -> list[str]:
+    """The command line of ``pid`` as a list (empty if it is gone)."""
+    return [part.decode(errors="replace") for part in _cmdline(pid).split(b"\0") if part]
+
+
 def _cmdline(pid: int) -> bytes:
     try:
         return (_PROC / str(pid) / "cmdline").read_bytes()
