@@ -16,20 +16,17 @@ import grpc
 
 from fraud.ingest.v1 import ingest_service_pb2 as ingest
 from fraud.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
+from fraudshared.grpc_channel import RECONNECT_OPTIONS
 from resilience.client import Outcome, RetryPolicy, ScoreStub, score_with_retry
 
 MAX_IN_FLIGHT = 6000  # above 120 tx/s x a 30 s give-up: the generator never sheds at the rates it is meant for
 SATURATED = "GENERATOR_SATURATED"
 CLIENT_ERROR = "CLIENT_ERROR"
 
-# A channel that reconnects soon after its server comes back: gRPC's default backoff grows to 120 s, which
-# would measure the client's patience, not the platform's recovery. Loopback only, never through a proxy.
-CHANNEL_OPTIONS = [
-    ("grpc.enable_http_proxy", 0),
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-]
+# A channel that reconnects soon after its server comes back (the services' own reconnect backoff to a peer):
+# gRPC's default backoff grows to 120 s, which would measure the client's patience, not the platform's
+# recovery. Loopback only, never through a proxy.
+CHANNEL_OPTIONS = [("grpc.enable_http_proxy", 0), *RECONNECT_OPTIONS]
 
 
 def channel(target: str) -> grpc.aio.Channel:
