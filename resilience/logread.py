@@ -7,7 +7,7 @@ import nats
 from fraud.common.v1 import decision_pb2 as common
 from fraud.events.v1 import transaction_events_pb2 as tx_events
 from fraudshared import subjects
-from fraudshared.events.store import EventStore, StoredEvent
+from fraudshared.events.store import EventStore, StoredEvent, UnreadableEvent
 from fraudshared.events.streams import default_specs
 from resilience.check import PREDICTION, RECEIVED, LogRecord
 
@@ -19,26 +19,31 @@ async def read_log(nats_url: str) -> tuple[list[LogRecord], list[str]]:
     """Every TransactionReceived and PredictionMade on the platform's log.
 
     Returns:
-        The records, and one line per event or stream that could not be read (the rest is still read).
+        The records, and one line per event that could not be read (skipped; the rest is still read) or
+        stream whose read stopped.
     """
     nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=3)
     records: list[LogRecord] = []
     problems: list[str] = []
     try:
         store = EventStore(nc.jetstream(timeout=10.0), read_batch=1024)
+
+        def note(event: UnreadableEvent) -> None:  # named and skipped, as the platform's readers do: the rest reads
+            problems.append(f"{event.stream} seq {event.seq}: unreadable: {event.error}")
+
         # TRANSACTIONS holds more than TransactionReceived (its subjects are the stream's, from its one spec).
         for stream, subject_filter, kind in (
             (TRANSACTIONS, _STREAMS[TRANSACTIONS].subjects[0], RECEIVED),
             (PREDICTIONS, subjects.PREDICTIONS_MADE_ALL, PREDICTION),
         ):
             try:
-                async for stored in store.read_subject(stream, subject_filter):
+                async for stored in store.read_subject(stream, subject_filter, on_unreadable=note):
                     record = _record(stored, kind)
                     if isinstance(record, str):
                         problems.append(record)
                     elif record is not None:
                         records.append(record)
-            except Exception as exc:  # one unreadable event ends the reader: the report must say so, not crash
+            except Exception as exc:  # a stream that cannot be read: the report must say so, not crash
                 problems.append(f"{stream}: read stopped: {type(exc).__name__}: {exc}")
     finally:
         await nc.close()
