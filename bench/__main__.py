@@ -31,10 +31,9 @@ from rich.table import Table
 from bench import baseline
 from bench.stats import RunStats
 from bench.workload import requests as make_requests
+from bench.workload import train_model
 from fraudctl import runtime
 from fraudctl.demo import MODEL_NAME, deploy
-from fraudml.datagen import generate
-from fraudml.train import train
 from services.governance.domain.model import triton_model_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,7 +89,7 @@ def main() -> None:
     plan = runtime.up(opts.var_dir, console=console)
     try:
         with console.status("training and deploying the benchmark model"):
-            result = train(generate(n_customers=300, n_terminals=3000, n_days=35, seed=7), train_days=21)
+            result = train_model()
             version, deploy_ms = asyncio.run(deploy(plan.address("governance"), result, console))
         ingest = plan.address("ingest")
         loadgen(ingest, "--mode", "closed", "--concurrency", "8", "--seconds", "3", "--seed", "5")  # warm-up

@@ -33,13 +33,12 @@ from rich.table import Table
 
 from bench.stats import RunStats
 from bench.workload import requests as make_requests
+from bench.workload import train_model
 from fraud.ingest.v1 import ingest_service_pb2 as ingest
 from fraud.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
 from fraudctl.demo import deploy
 from fraudctl.processes import argv, cpu_time, our_processes
 from fraudctl.procfile import Paths, load_plan
-from fraudml.datagen import generate
-from fraudml.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 WARM_UP = 200
@@ -175,7 +174,7 @@ def main() -> None:
             for root, var in zip(roots, var_dirs, strict=True):
                 shutil.rmtree(var, ignore_errors=True)
                 fraudctl(root, "up", "--var-dir", str(var))
-            result = train(generate(n_customers=300, n_terminals=3000, n_days=35, seed=7), train_days=21)
+            result = train_model()
             plans = [load_plan(var) for var in var_dirs]
             addresses = []
             for plan in plans:

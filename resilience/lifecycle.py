@@ -19,7 +19,9 @@ import grpc
 from rich.console import Console
 
 from bench.workload import requests as make_requests
+from bench.workload import train_model
 from fraudctl import health
+from fraudctl.demo import deploy
 from fraudctl.procfile import Plan, load_plan
 from resilience.client import RetryPolicy, score_with_retry
 from resilience.load import channel, stub
@@ -91,12 +93,8 @@ def deploy_champion(plan: Plan, console: Console) -> str:
     Raises:
         PlatformError: If governance refused or failed a step.
     """
-    from fraudctl.demo import deploy  # the training stack is imported only here
-    from fraudml.datagen import generate
-    from fraudml.train import train
-
     with console.status("training and deploying the champion"):
-        result = train(generate(n_customers=300, n_terminals=3000, n_days=35, seed=7), train_days=21)
+        result = train_model()
         try:
             version, _ = asyncio.run(deploy(plan.address("governance"), result, console))
         except grpc.aio.AioRpcError as exc:
