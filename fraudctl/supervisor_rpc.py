@@ -1,7 +1,8 @@
 """Talking to the runtime's supervisord over its XML-RPC unix socket (``<var>/run/supervisor.sock``).
 
-Used by `fraudctl status` / `up` / `down` and by the watchdog. Only the calls we need, with answers as
-small typed records; any failure to reach supervisord is one `SupervisorUnavailable`.
+Used by `fraudctl status` / `up` and by the watchdog (`down` sends SIGTERM to supervisord's pid). Only the
+calls we need, with answers as small typed records; any failure to reach supervisord is one
+`SupervisorUnavailable`.
 """
 
 from __future__ import annotations
@@ -102,10 +103,6 @@ class SupervisorClient:
         self._call("signalProcess", name, "CONT", tolerate=(_NOT_RUNNING,))
         self._call("stopProcess", name, True, tolerate=(_NOT_RUNNING,))
         self._call("startProcess", name, False, tolerate=(_ALREADY_STARTED,))
-
-    def shutdown(self) -> None:
-        """Asks supervisord to stop every program (highest priority first) and exit."""
-        self._call("shutdown")
 
 
 class _UnixConnection(http.client.HTTPConnection):
