@@ -255,9 +255,13 @@ def _stop(paths: Paths, timeout: float = 120.0) -> int:
     left = processes.our_processes(paths)
     if left:
         raise RuntimeErrorWithHint(f"could not stop pids {left}; stop them by hand")
+    _remove_run_files(paths)
+    return len(set(found) | ({pid} if pid else set()))
+
+
+def _remove_run_files(paths: Paths) -> None:
     for run_file in (paths.pid_file, paths.plan_file, paths.supervisor_socket):  # a killed supervisord leaves them
         run_file.unlink(missing_ok=True)
-    return len(set(found) | ({pid} if pid else set()))
 
 
 def down(var_dir: Path, console: Console | None = None) -> None:
@@ -265,8 +269,7 @@ def down(var_dir: Path, console: Console | None = None) -> None:
     console = console or Console()
     paths = Paths(var_dir.resolve())
     if processes.supervisord_pid(paths) is None and not processes.our_processes(paths):
-        paths.pid_file.unlink(missing_ok=True)
-        paths.plan_file.unlink(missing_ok=True)
+        _remove_run_files(paths)
         console.print("not running")
         return
     count = _stop(paths)

@@ -158,3 +158,14 @@ def test_two_concurrent_ups_start_one_runtime(var: Path) -> None:
     loser = next(err for rc, err in results if rc == 1)
     assert "already running" in loser or "another `fraudctl up` is starting" in loser
     assert count_nats_servers(var) == 1
+
+
+def test_down_with_nothing_running_removes_what_a_killed_run_left_in_run_dir(var: Path) -> None:
+    run = var / "run"
+    run.mkdir(parents=True)
+    left = [run / "supervisord.pid", run / "plan.json", run / "supervisor.sock"]
+    for path in left:
+        path.write_text("left by a run whose processes were all killed\n")
+    stopped = fraudctl(var, "down")
+    assert stopped.returncode == 0 and "not running" in stopped.stdout, stopped.stdout + stopped.stderr
+    assert [path for path in left if path.exists()] == []
