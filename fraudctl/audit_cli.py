@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -171,6 +171,17 @@ def parse_time(text: str) -> datetime:
     except ValueError:
         raise AuditInputError(f"{text!r} is not an ISO 8601 time (e.g. 2026-11-25T12:00:00Z)") from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def print_findings(findings: Sequence[str], what: str = "finding(s) in the log", console: Console = out) -> str:
+    """Prints each finding (a conflict, an unreadable event) on a line of its own.
+
+    Returns:
+        What the command's outcome line adds (``"; 2 finding(s) in the log, first: ..."``); empty if none.
+    """
+    for finding in findings:
+        console.print(f"[red]![/] {escape(finding)}", highlight=False, soft_wrap=True)
+    return f"; {len(findings)} {what}, first: {findings[0]}" if findings else ""
 
 
 # Registers the commands on `app`, in the order `--help` lists them.

@@ -11,7 +11,7 @@ from nats.js import JetStreamContext
 from rich.markup import escape
 from rich.table import Table
 
-from fraudctl.audit_cli import FAILED, OK, Actor, NatsUrl, VarDir, app, out, run_audit
+from fraudctl.audit_cli import FAILED, OK, Actor, NatsUrl, VarDir, app, out, print_findings, run_audit
 from fraudshared.audit.decision_rules import decision_name
 
 if TYPE_CHECKING:
@@ -37,11 +37,8 @@ def explain(
         _print_explanation(transaction, found, var_dir)
         p = found.prediction
         text = f"explained {transaction}: {decision_name(p.decision)} {p.score:.4f}"
-        for finding in found.findings:  # conflicts and unreadable inputs: the explanation is of the record
-            out.print(f"[red]![/] {escape(finding)}", highlight=False, soft_wrap=True)
-        if found.findings:
-            return FAILED, f"{text}; {len(found.findings)} finding(s) in the log, first: {found.findings[0]}"
-        return OK, text
+        text += print_findings(found.findings)  # conflicts and unreadable inputs: the explanation is of the record
+        return (FAILED if found.findings else OK), text
 
     run_audit(ctx, nats_url, var_dir, actor, body)
 

@@ -10,7 +10,19 @@ from nats.js import JetStreamContext
 from rich.markup import escape
 from rich.table import Table
 
-from fraudctl.audit_cli import FAILED, OK, UNAVAILABLE, Actor, NatsUrl, VarDir, app, out, parse_time, run_audit
+from fraudctl.audit_cli import (
+    FAILED,
+    OK,
+    UNAVAILABLE,
+    Actor,
+    NatsUrl,
+    VarDir,
+    app,
+    out,
+    parse_time,
+    print_findings,
+    run_audit,
+)
 from fraudctl.procfile import load_plan
 from fraudshared.audit.check import AuditInputError
 from fraudshared.audit.decision_rules import decision_name
@@ -125,10 +137,7 @@ def replay(
         _print_replay(results)
         bad = [r for r in results if not r.ok]
         text = f"replayed {len(results)} decision(s): {len(results) - len(bad)} match, {len(bad)} mismatch"
-        for finding in replay.findings:  # conflicts and unreadable events: not decisions, but not clean either
-            out.print(f"[red]![/] {escape(finding)}", highlight=False, soft_wrap=True)
-        if replay.findings:
-            text += f"; {len(replay.findings)} finding(s) in the log, first: {replay.findings[0]}"
+        text += print_findings(replay.findings)  # conflicts and unreadable events: not decisions, not clean either
         out.print(f"[green]{text}[/]" if replay.ok else f"[red]{text}[/]", highlight=False)
         return (OK if replay.ok else FAILED), text
 

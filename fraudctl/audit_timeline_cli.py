@@ -18,7 +18,19 @@ from nats.js.errors import NotFoundError
 from rich.markup import escape
 from rich.table import Table
 
-from fraudctl.audit_cli import FAILED, OK, Actor, NatsUrl, VarDir, app, err, out, parse_time, run_audit
+from fraudctl.audit_cli import (
+    FAILED,
+    OK,
+    Actor,
+    NatsUrl,
+    VarDir,
+    app,
+    err,
+    out,
+    parse_time,
+    print_findings,
+    run_audit,
+)
 from fraudshared import subjects
 from fraudshared.audit.check import AuditInputError
 from fraudshared.audit.timeline import TimelineEntry, build_timeline
@@ -95,12 +107,8 @@ def timeline(
                 print(json.dumps(entry.to_json(), ensure_ascii=False))  # plain: no rich wrapping of JSON lines
         else:
             _print_timeline(entries)
-        text = f"timeline: {len(entries)} event(s)"
-        for line in unreadable:
-            err.print(f"[red]![/] {escape(line)}", highlight=False, soft_wrap=True)
-        if unreadable:
-            return FAILED, f"{text}; {len(unreadable)} unreadable event(s), first: {unreadable[0]}"
-        return OK, text
+        text = f"timeline: {len(entries)} event(s)" + print_findings(unreadable, "unreadable event(s)", err)
+        return (FAILED if unreadable else OK), text
 
     run_audit(ctx, nats_url, var_dir, actor, body)
 
