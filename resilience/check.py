@@ -5,8 +5,9 @@ decision (the first PredictionMade on its subject, the record) differs from the 
 Duplicated: more than one TransactionReceived or PredictionMade for one transaction id, across all partitions.
 Recovery: seconds from the kill until decisions succeed again: the first OK answer to a request sent after the
 kill and after the last request that never got one. Without that second condition a request answered in the
-instant before the whole platform went down (honcho stops everything a moment after one process dies) would
-count as a recovery 0.01 s after the kill; the literal first OK answer is reported too (``first_ok_s``).
+instant before the platform stopped answering (under honcho, which this harness first measured, everything
+stopped a moment after one process died) would count as a recovery 0.01 s after the kill; the literal first
+OK answer is reported too (``first_ok_s``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Starting, stopping and checking the platform for the harness, through `fraudctl` as a user would.
 
 `up`, `down` and the audit commands run as ``python -m fraudctl`` subprocesses: the harness measures whatever
-runtime is on disk (honcho today, a restarting supervisor tomorrow) through its public command line, and a
+runtime is on disk (supervisord now; honcho when it was written) through its public command line, and a
 restart after a fault is the same `fraudctl down` + `fraudctl up` a person would type.
 """
 
