@@ -22,7 +22,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from fraudshared.pan_token import luhn_valid
-from fraudshared.validation import may_hold
+from fraudshared.validation import Shape, routes
 from services.ingest.domain.errors import InvalidTransaction
 
 CARD_NUMBER_RULE = "id.no_card_number"
@@ -132,13 +132,11 @@ def card_number_violations(request: Message, pan_fields: frozenset[str] = PAN_FI
 
 
 def _timestamps(message: Message, prefix: str = "") -> Iterator[tuple[str, Message]]:
-    for field, value in message.ListFields():
-        if field.message_type is None or field.is_repeated:
+    for route in routes(message.DESCRIPTOR, _TIMESTAMPS):
+        if route.shape is not Shape.SINGULAR or not message.HasField(route.name):
             continue  # no request of ours has repeated Timestamps; the proto bounds cover them anyway
-        if field.message_type.full_name != TIMESTAMP and not may_hold(field.message_type, _TIMESTAMPS):
-            continue
-        path = f"{prefix}{field.name}"
-        if field.message_type.full_name == TIMESTAMP:
+        path, value = prefix + route.name, getattr(message, route.name)
+        if route.target:
             yield path, value
         else:
             yield from _timestamps(value, path + ".")
