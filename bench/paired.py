@@ -63,12 +63,18 @@ def process_label(pid: int) -> str:
     return Path(args[0]).name if args else "?"
 
 
-def cpu_by_process(var_dir: Path) -> Counter[str]:
+def cpu_by_process(var_dir: Path) -> dict[str, float]:
     """CPU seconds (user + system) used so far by the live processes of the platform in `var_dir`, by label."""
-    used: Counter[str] = Counter()
+    used: dict[str, float] = {}
     for pid in our_processes(Paths(var_dir.resolve())):
-        used[process_label(pid)] += cpu_time(pid) or 0.0
+        label = process_label(pid)
+        used[label] = used.get(label, 0.0) + (cpu_time(pid) or 0.0)
     return used
+
+
+def used_since(before: dict[str, float], now: dict[str, float]) -> dict[str, float]:
+    """CPU seconds each label used between two readings (a process that ended meanwhile drops out, as it did)."""
+    return {label: now[label] - before.get(label, 0.0) for label in now if now[label] > before.get(label, 0.0)}
 
 
 def fraudctl(root: Path, *args: str) -> None:
@@ -100,7 +106,7 @@ class Pair:
             self.latencies[k].append((time.perf_counter() - t0) * 1000)
 
     def stats(
-        self, label: str, seconds: float, names: list[str], cpu: list[Counter[str]]
+        self, label: str, seconds: float, names: list[str], cpu: list[dict[str, float]]
     ) -> list[tuple[RunStats, dict[str, float]]]:
         """Each platform's run and its CPU milliseconds per decision by process (key "all": the sum)."""
         runs = []
@@ -151,7 +157,7 @@ async def measure(
             cpu_before = [cpu_by_process(var) for var in var_dirs]
             started = time.perf_counter()
             await phase(pair)
-            cpu = [cpu_by_process(var) - before for var, before in zip(var_dirs, cpu_before, strict=True)]
+            cpu = [used_since(before, cpu_by_process(var)) for var, before in zip(var_dirs, cpu_before, strict=True)]
             results += pair.stats(label, time.perf_counter() - started, names, cpu)
     finally:
         for channel in channels:

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from bench.paired import process_label
+from fraudctl import processes
 
 
 @contextmanager
 def running(argv: list[str]) -> Iterator[int]:
     child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        deadline = time.monotonic() + 5.0
+        while not processes.argv(child.pid) and time.monotonic() < deadline:  # /proc shows it a moment after exec
+            time.sleep(0.01)
         yield child.pid
     finally:
         child.kill()
