@@ -1,7 +1,9 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.ingest.domain.pan import PanTokenizer, luhn_valid, mask
-from services.ingest.domain.request_rules import contains_card_number
+from services.ingest.domain.request_rules import contains_card_number, scan_for_card_number
 
 
 @pytest.mark.parametrize("pan", ["4111111111111111", "5555555555554444", "378282246310005", "79927398713"])
@@ -56,3 +58,15 @@ def test_card_numbers_are_found_plain_or_printed(text: str) -> None:
 )
 def test_other_ids_are_not_card_numbers(text: str) -> None:
     assert not contains_card_number(text)
+
+
+# Digit groups of any length (Luhn-valid card numbers among them) joined by separators, letters or nothing.
+_GROUPS = st.text("0123456789", min_size=1, max_size=20) | st.sampled_from(
+    ["4111111111111111", "4111", "378282246310005"]
+)
+_JOINS = st.sampled_from(["", " ", "-", "  ", "--", " -", "x", "tx-", "-a"])
+
+
+@given(st.lists(st.tuples(_JOINS, _GROUPS), max_size=6).map(lambda parts: "".join(j + g for j, g in parts)))
+def test_the_quick_test_never_hides_a_card_number(text: str) -> None:
+    assert contains_card_number(text) == scan_for_card_number(text)

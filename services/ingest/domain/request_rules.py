@@ -34,9 +34,13 @@ _TIMESTAMPS = frozenset({TIMESTAMP})
 # Digit groups joined by single spaces or hyphens, the way card numbers are printed.
 _DIGIT_GROUPS = re.compile(r"[0-9]+(?:[ -][0-9]+)*")
 _SEPARATOR = re.compile(r"[ -]")
-# What any card number needs: a run of 13 or more digits, spaces and hyphens from a digit to a digit (a plain
-# character-class run: linear, no backtracking over optional separators).
-_CANDIDATE = re.compile(r"[0-9][0-9 -]{11,}[0-9]")
+# What any card number `contains_card_number` finds needs: at the start of a run of digits, 13 digits in a row
+# or a first group of exactly 4 digits, a separator and 4 more digits (4-4-..., 4-6-x, 4-9+). An id such as
+# run-20260101-00005513 (a run of digits and hyphens, no card) has neither. Fixed widths: linear, no
+# backtracking. `_ANYWHERE` says the same without "at the start of a run": a weaker test, but re skips to
+# its leading character class fast, while a leading lookbehind is tried at every position (~3x slower).
+_ANYWHERE = re.compile(r"[0-9]{4}(?:[0-9]{9}|[ -][0-9]{4})")
+_CANDIDATE = re.compile(r"(?<![0-9])[0-9]{4}(?:[0-9]{9}|[ -][0-9]{4})")
 
 
 def _printed_like_a_card(groups: list[str]) -> bool:
@@ -45,10 +49,18 @@ def _printed_like_a_card(groups: list[str]) -> bool:
     return lengths[0] == 4 and (all(n == 4 for n in lengths[1:-1]) or lengths[1:-1] == [6])
 
 
+def _may_hold_card_number(text: str) -> bool:
+    """False when ``text`` cannot hold a card number (the common case, a fraction of a microsecond)."""
+    return _ANYWHERE.search(text) is not None and _CANDIDATE.search(text) is not None
+
+
 def contains_card_number(text: str) -> bool:
     """True when ``text`` holds a Luhn-valid run of 13-19 digits, plain or grouped like a printed card."""
-    if _CANDIDATE.search(text) is None:  # the common case, a fraction of a microsecond
-        return False
+    return _may_hold_card_number(text) and scan_for_card_number(text)
+
+
+def scan_for_card_number(text: str) -> bool:
+    """`contains_card_number` without the quick test first (which must never say no where this says yes)."""
     for match in _DIGIT_GROUPS.finditer(text):
         groups = _SEPARATOR.split(match.group())
         if any(len(group) in CARD_LENGTHS and luhn_valid(group) for group in groups):
@@ -99,7 +111,7 @@ def _holds_strings(descriptor: Descriptor) -> bool:
 
 
 def _has_candidate(message: Message, skip: frozenset[str] = frozenset()) -> bool:
-    """Whether any string in ``message`` (top-level fields in ``skip`` aside) has 13 digits in a row.
+    """Whether any string in ``message`` (top-level fields in ``skip`` aside) could hold a card number.
 
     The fast path of `card_number_violations`: no paths are built, and most requests stop here.
     """
@@ -108,12 +120,12 @@ def _has_candidate(message: Message, skip: frozenset[str] = frozenset()) -> bool
             continue
         if field.type == FieldDescriptor.TYPE_STRING:
             texts = value if field.is_repeated else (value,)
-            if any(_CANDIDATE.search(text) for text in texts):
+            if any(_may_hold_card_number(text) for text in texts):
                 return True
         elif field.message_type is not None and _holds_strings(field.message_type):
             if field.message_type.GetOptions().map_entry:
                 items = [*value.keys(), *value.values()]
-                if any(_CANDIDATE.search(i) if isinstance(i, str) else _has_candidate(i) for i in items):
+                if any(_may_hold_card_number(i) if isinstance(i, str) else _has_candidate(i) for i in items):
                     return True
             elif any(_has_candidate(item) for item in (value if field.is_repeated else (value,))):
                 return True
