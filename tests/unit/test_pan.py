@@ -2,8 +2,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fraud.governance.v1 import governance_service_pb2 as governance
 from services.ingest.domain.pan import PanTokenizer, luhn_valid, mask
-from services.ingest.domain.request_rules import contains_card_number, scan_for_card_number
+from services.ingest.domain.request_rules import card_number_violations, contains_card_number, scan_for_card_number
 
 
 @pytest.mark.parametrize("pan", ["4111111111111111", "5555555555554444", "378282246310005", "79927398713"])
@@ -70,3 +71,9 @@ _JOINS = st.sampled_from(["", " ", "-", "  ", "--", " -", "x", "tx-", "-a"])
 @given(st.lists(st.tuples(_JOINS, _GROUPS), max_size=6).map(lambda parts: "".join(j + g for j, g in parts)))
 def test_the_quick_test_never_hides_a_card_number(text: str) -> None:
     assert contains_card_number(text) == scan_for_card_number(text)
+
+
+def test_a_map_of_numbers_is_scanned_by_its_keys() -> None:
+    request = governance.RegisterModelRequest(metrics={"auc": 0.91, "4111111111111111": 0.5})
+    assert [v.field for v in card_number_violations(request)] == ["metrics"]
+    assert card_number_violations(governance.RegisterModelRequest(metrics={"auc": 0.91})) == []

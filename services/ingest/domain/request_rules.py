@@ -110,25 +110,48 @@ def _holds_strings(descriptor: Descriptor) -> bool:
     return False
 
 
+@functools.cache
+def _string_routes(descriptor: Descriptor) -> tuple[tuple[str, Shape, bool], ...]:
+    """(name, shape, is a string field) of each field of ``descriptor`` that is or may hold a string.
+
+    Cached per type: the fast path reads only these fields, and no descriptor per request.
+    """
+    found = []
+    for field in descriptor.fields:
+        shape = Shape.REPEATED if field.is_repeated else Shape.SINGULAR
+        if field.type == FieldDescriptor.TYPE_STRING:
+            found.append((field.name, shape, True))
+        elif field.message_type is not None and _holds_strings(field.message_type):
+            found.append((field.name, Shape.MAP if field.message_type.GetOptions().map_entry else shape, False))
+    return tuple(found)
+
+
+def _found_in(item: object) -> bool:
+    if isinstance(item, str):
+        return _may_hold_card_number(item)
+    return isinstance(item, Message) and _has_candidate(item)
+
+
 def _has_candidate(message: Message, skip: frozenset[str] = frozenset()) -> bool:
     """Whether any string in ``message`` (top-level fields in ``skip`` aside) could hold a card number.
 
     The fast path of `card_number_violations`: no paths are built, and most requests stop here.
     """
-    for field, value in message.ListFields():
-        if field.name in skip:
+    for name, shape, is_string in _string_routes(message.DESCRIPTOR):
+        if name in skip:
             continue
-        if field.type == FieldDescriptor.TYPE_STRING:
-            texts = value if field.is_repeated else (value,)
-            if any(_may_hold_card_number(text) for text in texts):
-                return True
-        elif field.message_type is not None and _holds_strings(field.message_type):
-            if field.message_type.GetOptions().map_entry:
-                items = [*value.keys(), *value.values()]
-                if any(_may_hold_card_number(i) if isinstance(i, str) else _has_candidate(i) for i in items):
-                    return True
-            elif any(_has_candidate(item) for item in (value if field.is_repeated else (value,))):
-                return True
+        if shape is Shape.SINGULAR:
+            if is_string:
+                found = _may_hold_card_number(getattr(message, name))
+            else:
+                found = message.HasField(name) and _has_candidate(getattr(message, name))
+        elif shape is Shape.REPEATED:
+            found = any(map(_found_in, getattr(message, name)))
+        else:
+            entries = getattr(message, name)
+            found = any(map(_found_in, entries.keys())) or any(map(_found_in, entries.values()))
+        if found:
+            return True
     return False
 
 
