@@ -22,6 +22,8 @@ from typing import Any, NoReturn
 import grpc
 import grpc.aio
 
+from fraudshared.unary_interceptor import UnaryWrappingInterceptor
+
 log = logging.getLogger(__name__)
 
 Deserializer = Callable[[bytes], Any]
@@ -81,25 +83,10 @@ async def _checked(requests: AsyncIterator[Any], context: grpc.aio.ServicerConte
         yield request
 
 
-class GuardInterceptor(grpc.aio.ServerInterceptor):
+class GuardInterceptor(UnaryWrappingInterceptor):
     """Wraps every handler's deserializer and behavior (see the module docstring); wrappers built once each."""
 
-    def __init__(self) -> None:
-        self._wrapped: dict[tuple[str, int], grpc.RpcMethodHandler] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        key = (handler_call_details.method, id(handler))
-        wrapped = self._wrapped.get(key)
-        if wrapped is None:
-            wrapped = self._wrapped[key] = self.wrap(handler, handler_call_details.method)
-        return wrapped
+    unary_only = False
 
     def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         """The guarded form of ``handler``; a synchronous streaming handler is left as it is."""
