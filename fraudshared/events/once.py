@@ -12,6 +12,8 @@ appended without the guard; it is a conflict, never the record (`later_messages`
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -162,6 +164,23 @@ async def first_message(js: JetStreamContext, stream: str, subject: str) -> Stor
         return None
 
 
+async def messages_after(
+    js: JetStreamContext, stream: str, subject: str, after_seq: int
+) -> AsyncGenerator[StoredMessage, None]:
+    """Messages on `subject` (wildcards allowed) after `after_seq`, in stream order: one message get each.
+
+    Wrap it in ``contextlib.aclosing`` when stopping early.
+    """
+    seq = after_seq
+    while True:
+        try:
+            message = StoredMessage.of(stream, await js.get_msg(stream, seq=seq + 1, subject=subject, next=True))
+        except NotFoundError:
+            return
+        yield message
+        seq = max(seq + 1, message.seq)  # always moves on
+
+
 async def later_messages(
     js: JetStreamContext, stream: str, subject: str, after_seq: int, limit: int = MAX_CONFLICTS
 ) -> list[StoredMessage]:
@@ -170,12 +189,11 @@ async def later_messages(
     On a once-only subject these are conflicts: the record is the first message.
     """
     found: list[StoredMessage] = []
-    seq = after_seq
-    while len(found) < limit:
-        try:
-            raw = StoredMessage.of(stream, await js.get_msg(stream, seq=seq + 1, subject=subject, next=True))
-        except NotFoundError:
-            break
-        found.append(raw)
-        seq = max(seq + 1, raw.seq)  # always moves on
+    if limit <= 0:
+        return found
+    async with contextlib.aclosing(messages_after(js, stream, subject, after_seq)) as messages:
+        async for message in messages:
+            found.append(message)
+            if len(found) == limit:
+                break
     return found

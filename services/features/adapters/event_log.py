@@ -9,17 +9,17 @@ folded, so the state a restart rebuilds is the state the audit re-derives.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC
 
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
 from prometheus_client import Counter
 
 from fraud.events.v1 import transaction_events_pb2 as events
 from fraudshared import subjects
 from fraudshared.events.envelope import EnvelopeError, UnexpectedType, from_nats
-from fraudshared.events.once import OnceLog
+from fraudshared.events.once import OnceLog, messages_after
 from fraudshared.events.quarantine import Quarantine
 from fraudshared.events.store import EventStore, StoredEvent
 from fraudshared.features.recorded import COMPUTED_TYPE, LABEL_TYPE, Recorded, parse
@@ -126,17 +126,14 @@ class JetStreamFeatureLog:
         kind, transaction_id = key
         if "*" in transaction_id or ">" in transaction_id:
             return False  # no exact filter: such a key is decided by the pass alone
-        subject_filter, seq = f"fraud.features.{kind}.*.{transaction_id}", 0
-        while True:
-            try:
-                raw = await self._js.get_msg(FEATURES, seq=seq + 1, subject=subject_filter, next=True)
-            except NotFoundError:
-                return False
-            seq = max(seq + 1, int(raw.seq or 0))  # always moves on
-            if seq >= from_seq:
-                return False  # read in this pass: `met` decides
-            if self._owned(raw.subject or "") and _readable(raw.headers, raw.data):
-                return True
+        subject_filter = f"fraud.features.{kind}.*.{transaction_id}"
+        async with contextlib.aclosing(messages_after(self._js, FEATURES, subject_filter, 0)) as messages:
+            async for message in messages:
+                if message.seq >= from_seq:
+                    return False  # read in this pass: `met` decides
+                if self._owned(message.subject) and _readable(message.headers, message.data):
+                    return True
+        return False
 
     def _conflict(self, seq: int, kind: str) -> None:
         if seq in self._reported:
