@@ -21,6 +21,7 @@ from fraudshared.events.once import OnceLog
 from fraudshared.grpc_server import ServicerSpec
 from fraudshared.rpc import RpcServer
 from fraudshared.service import ServiceContext
+from services.scoring.adapters.breaker_log import BreakerLog
 from services.scoring.adapters.event_log import MODELS, JetStreamPredictionLog, catalog_folder
 from services.scoring.adapters.local_models import LocalModels
 from services.scoring.adapters.triton_runner import TritonRunner
@@ -77,7 +78,10 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
         inference_timeout_s=config.inference_timeout_s,
         safe_mode_above=config.safe_mode_above if config.overload_policy == "safe-mode" else 0,
         breaker=CircuitBreaker(
-            fail_max=config.breaker_failures, timeout_duration=timedelta(seconds=config.breaker_reset_s), name="triton"
+            fail_max=config.breaker_failures,
+            timeout_duration=timedelta(seconds=config.breaker_reset_s),
+            name="triton",
+            listeners=[BreakerLog()],
         ),
     )
     ctx.readiness.add("models", partial(why_not_ready, deps))

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 
 import pytest
+from aiobreaker import CircuitBreaker
+from prometheus_client import REGISTRY
 
 from fraud.common.v1 import decision_pb2 as common
 from fraud.events.v1 import model_events_pb2 as model_events
 from fraud.events.v1 import transaction_events_pb2 as events
 from fraud.scoring.v1 import scoring_service_pb2 as scoring
+from services.scoring.adapters.breaker_log import BreakerLog
 from services.scoring.domain.catalog import ModelCatalog, triton_model_name
 from services.scoring.domain.decision import decide
 from services.scoring.service_layer.handlers import ScoringDeps, score_features
@@ -190,6 +194,20 @@ async def test_breaker_opens_after_repeated_failures_and_stops_calling_triton() 
         response = await score_features(req(f"tx-{i}"), deps)
         assert response.scoring_path == common.SCORING_PATH_LOCAL_ONNX
     assert runner.calls == deps.breaker.fail_max  # open: later calls skip Triton
+
+
+async def test_the_breaker_says_when_it_opens_and_why(caplog: pytest.LogCaptureFixture) -> None:
+    runner = CountingRunner(InferenceError("deadline exceeded"))
+    breaker = CircuitBreaker(fail_max=3, name="triton", listeners=[BreakerLog()])
+    deps = ScoringDeps(
+        catalog=champion_catalog(), runner=runner, predictions=FakePredictions(), local=FakeLocal(0.1), breaker=breaker
+    )
+    with caplog.at_level(logging.INFO):
+        for i in range(4):
+            await score_features(req(f"tx-open-{i}"), deps)
+    [opened] = [r.getMessage() for r in caplog.records if "-> open" in r.getMessage()]
+    assert opened == "triton breaker closed -> open (last failure: InferenceError: deadline exceeded)"
+    assert REGISTRY.get_sample_value("fraud_scoring_breaker_open", {"breaker": "triton"}) == 1
 
 
 async def test_reason_codes_name_the_features_that_raised_the_score() -> None:
