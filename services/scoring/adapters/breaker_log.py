@@ -32,6 +32,8 @@ class BreakerLog(CircuitBreakerListener):
     def state_change(self, breaker: CircuitBreaker, old: object, new: object) -> None:
         before, after = _name(old), _name(new)
         BREAKER_OPEN.labels(breaker.name or "breaker").set(0 if after == "closed" else 1)
+        if before == after:  # aiobreaker re-enters "open" for each call that was in flight when it opened
+            return
         if after == "open":
             log.warning("%s breaker %s -> open (last failure: %s)", breaker.name, before, self.last_failure)
         else:
