@@ -69,7 +69,9 @@ def test_a_killed_service_is_back_serving_on_its_address_and_counted_as_one_rest
 
 def test_a_component_that_exits_at_once_every_time_ends_fatal_and_status_says_so(var: Path) -> None:
     retries = 2
-    policy = {"FRAUD_SUPERVISOR_STARTRETRIES": str(retries), "FRAUD_SUPERVISOR_STARTSECS": "1"}
+    # startsecs long enough that a failing start always exits within it, even on a loaded machine (with 1 s, a
+    # nats-server slow to fail counted as "ran long enough" and was restarted outside the retry count).
+    policy = {"FRAUD_SUPERVISOR_STARTRETRIES": str(retries), "FRAUD_SUPERVISOR_STARTSECS": "5"}
     assert fraudctl(var, "up", "--only", "nats", env=policy).returncode == 0
     wait_for(lambda: status_row(var, "nats")[5] == "RUNNING", 20, "nats RUNNING (up for startsecs)")
     # From now on every start of nats-server fails at once: its JetStream directory is a file.
