@@ -8,13 +8,19 @@ GEN := gen/python
 IMAGE := build/image.binpb
 PROTOS := $(shell find proto -name '*.proto' 2>/dev/null)
 
-.PHONY: demo test venv gen lint typecheck proto-check unit integration e2e bench bench-ab resilience clean lock
+.PHONY: demo test venv gen node-client lint typecheck proto-check unit integration e2e bench bench-ab resilience clean lock
 
 demo: gen
 	$(PY) -m fraudctl demo
 
-test: gen lint typecheck proto-check
+test: gen lint typecheck proto-check node-client
 	$(PY) -m pytest -q tests/unit tests/integration tests/e2e; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+# The Node.js client (clients/node) that tests/e2e/test_node_client.py runs: npm ci from its lock file.
+node-client: clients/node/node_modules/.package-lock.json
+
+clients/node/node_modules/.package-lock.json: clients/node/package-lock.json
+	cd clients/node && npm ci --no-audit --no-fund --loglevel=error
 
 venv: $(VENV)/.installed
 
