@@ -115,6 +115,10 @@ def decide_validate(model: Model, version: str, checks: Mapping[str, str], now: 
 def decide_approve(model: Model, command: ApproveModel, now: datetime) -> ev.ModelApproved:
     """Checks an approval (four eyes) and returns the `ModelApproved` event to append.
 
+    ``command.approver`` is the authenticated caller's principal id (the service layer's argument, never a
+    request field). The registrant may not approve; a principal approving again is refused, so two approvals
+    always come from two distinct principals.
+
     Raises:
         UnknownVersion: If the version is not registered.
         InvalidTransition: If the approver registered the version or already signed, or the version is not
@@ -123,6 +127,10 @@ def decide_approve(model: Model, command: ApproveModel, now: datetime) -> ev.Mod
     target = model.get(command.version)
     if command.approver == target.registered_by:
         raise InvalidTransition(f"four eyes: {command.approver} registered {target.key} and cannot approve it")
+    if any(a.approver == command.approver for a in target.approvals):
+        raise InvalidTransition(
+            f"{command.approver} has already approved {target.key}; one principal's approval counts once"
+        )
     if target.stage is Stage.REGISTERED:
         raise InvalidTransition(f"{target.key} is not validated yet; only a validated version can be approved")
     if target.stage is not Stage.VALIDATED:
@@ -130,8 +138,6 @@ def decide_approve(model: Model, command: ApproveModel, now: datetime) -> ev.Mod
         raise InvalidTransition(
             f"{target.key} is {target.stage} (approved by {signers}); only a validated version takes approvals"
         )
-    if any(a.approver == command.approver for a in target.approvals):
-        raise InvalidTransition(f"{command.approver} has already approved {target.key}; a second approver is needed")
     event = ev.ModelApproved(
         schema_version=ev.SCHEMA_VERSION,
         model_name=model.name,

@@ -1,5 +1,8 @@
 """GovernanceService over grpc.aio: requests become commands, domain errors become status codes.
 
+The actor of every command (registrant, approver, deployer, promoter, roller-back) is the authenticated caller
+(`actor.actor_id`), never a request field: four eyes compare principals.
+
 Request field rules (patterns, lengths, required thresholds) are enforced before we get here by the shared
 protovalidate interceptor; this layer maps what only the domain can judge.
 """
@@ -24,6 +27,7 @@ from services.governance.domain.commands import ApproveModel, DeployModel, Promo
 from services.governance.domain.events import ROLE_TO_PROTO, role_from_proto
 from services.governance.domain.model import Stage
 from services.governance.domain.views import LifecycleRecord, Lineage, RecordedDecision, VersionView
+from services.governance.entrypoints.actor import actor_id
 from services.governance.service_layer import handlers, queries
 
 log = logging.getLogger(__name__)
@@ -166,7 +170,7 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
             feature_names=tuple(request.feature_names),
             review_threshold=request.thresholds.review,
             decline_threshold=request.thresholds.decline,
-            registered_by=request.registered_by,
+            registered_by=await actor_id(context, request, "registered_by"),
             code_revision=request.code_revision,
             params=dict(request.params),
             metrics=dict(request.metrics),
@@ -180,7 +184,8 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
     async def ApproveModel(
         self, request: pb.ApproveModelRequest, context: grpc.aio.ServicerContext
     ) -> pb.ApproveModelResponse:
-        command = ApproveModel(request.model_name, request.version, request.approver, request.comment)
+        approver = await actor_id(context, request, "approver")
+        command = ApproveModel(request.model_name, request.version, approver, request.comment)
         view = await self._call(context, handlers.approve_model(self.gov, command))
         return pb.ApproveModelResponse(model=to_proto(view))
 
@@ -191,21 +196,24 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
             role = role_from_proto(request.role)
         except ValueError as exc:
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        command = DeployModel(request.model_name, request.version, role, request.deployed_by, request.canary_percent)
+        deployed_by = await actor_id(context, request, "deployed_by")
+        command = DeployModel(request.model_name, request.version, role, deployed_by, request.canary_percent)
         view, load_ms = await self._call(context, handlers.deploy_model(self.gov, command))
         return pb.DeployModelResponse(model=to_proto(view), load_ms=load_ms)
 
     async def PromoteModel(
         self, request: pb.PromoteModelRequest, context: grpc.aio.ServicerContext
     ) -> pb.PromoteModelResponse:
-        command = PromoteModel(request.model_name, request.version, request.promoted_by, request.reason)
+        promoted_by = await actor_id(context, request, "promoted_by")
+        command = PromoteModel(request.model_name, request.version, promoted_by, request.reason)
         view = await self._call(context, handlers.promote_model(self.gov, command))
         return pb.PromoteModelResponse(model=to_proto(view))
 
     async def RollbackModel(
         self, request: pb.RollbackModelRequest, context: grpc.aio.ServicerContext
     ) -> pb.RollbackModelResponse:
-        command = RollbackModel(request.model_name, request.rolled_back_by, request.reason)
+        rolled_back_by = await actor_id(context, request, "rolled_back_by")
+        command = RollbackModel(request.model_name, rolled_back_by, request.reason)
         view = await self._call(context, handlers.rollback_model(self.gov, command))
         return pb.RollbackModelResponse(model=to_proto(view))
 
