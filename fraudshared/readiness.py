@@ -19,6 +19,8 @@ import grpc.aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import Gauge
 
+from fraudshared.identity.client import ClientCredential, secure_aio_channel
+from fraudshared.identity.tls import service_credential_files
 from fraudshared.telemetry import get_logger
 
 Check = Callable[[], Awaitable[str | None]]
@@ -97,15 +99,26 @@ async def keep_reporting(
         await asyncio.sleep(every_s)
 
 
-async def wait_until_serving(address: str, timeout_s: float = 30.0, service: str = "") -> None:
+async def wait_until_serving(
+    address: str, timeout_s: float = 30.0, service: str = "", *, credential: ClientCredential | None = None
+) -> None:
     """Poll grpc.health.v1 at `address` until `service` ("" = the whole server) is SERVING.
+
+    Health needs no role, but every service's port needs a client certificate from the platform's CA:
+    pass `credential` (e.g. the service's own, `own_credential(name)`). None speaks plaintext, for a bare
+    `build_server` without security only.
 
     Raises:
         TimeoutError: If it is not SERVING within `timeout_s`.
     """
     deadline = time.monotonic() + timeout_s
     status = "DOWN"
-    async with grpc.aio.insecure_channel(address, options=[("grpc.enable_http_proxy", 0)]) as channel:
+    options = [("grpc.enable_http_proxy", 0)]
+    if credential is None:
+        channel = grpc.aio.insecure_channel(address, options=options)
+    else:
+        channel = secure_aio_channel(address, credential, options=options)
+    async with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             try:
@@ -117,3 +130,13 @@ async def wait_until_serving(address: str, timeout_s: float = 30.0, service: str
                 status = exc.code().name
             await asyncio.sleep(0.1)
     raise TimeoutError(f"{address} health {service!r} not SERVING within {timeout_s:g} s (last: {status})")
+
+
+def own_credential(service: str) -> ClientCredential:
+    """Service `service`'s own certificate (FRAUD_TLS_CA_FILE, FRAUD_<SERVICE>_TLS_CERT_FILE/KEY_FILE) as a client.
+
+    Raises:
+        fraudshared.config.ConfigError: If a variable is missing or a file unreadable (it names which).
+    """
+    files = service_credential_files(service)
+    return ClientCredential(ca=files.ca, files=files)

@@ -10,9 +10,12 @@ import grpc
 import pytest
 import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
 
 from fraudshared.grpc_server import LIVENESS, build_server, set_ready
-from fraudshared.readiness import READY, Readiness, keep_reporting, wait_until_serving
+from fraudshared.identity.tls import server_credentials
+from fraudshared.readiness import READY, Readiness, keep_reporting, own_credential, wait_until_serving
+from tests.fixtures.identity import DevPki
 
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
 ECHO = "test.Echo"
@@ -106,6 +109,22 @@ async def test_waiting_for_a_server_that_never_gets_ready_times_out_naming_its_s
     _, _, address = served
     with pytest.raises(TimeoutError, match=r"not SERVING within 0.3 s \(last: NOT_SERVING\)"):
         await wait_until_serving(address, timeout_s=0.3)
+
+
+async def test_waiting_on_an_mtls_port_presents_the_services_own_certificate(dev_pki: DevPki) -> None:
+    health = health_aio.HealthServicer()
+    await health.set("", SERVING)
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    port = server.add_secure_port("127.0.0.1:0", server_credentials(dev_pki.service_files("monitor")))
+    await server.start()
+    address = f"127.0.0.1:{port}"
+    try:
+        await wait_until_serving(address, timeout_s=10, credential=own_credential("ingest"))
+        with pytest.raises(TimeoutError, match=r"last: UNAVAILABLE"):  # plaintext gets no answer from a TLS port
+            await wait_until_serving(address, timeout_s=0.5)
+    finally:
+        await server.stop(0)
 
 
 async def _passes() -> str | None:
