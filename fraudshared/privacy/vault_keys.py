@@ -1,6 +1,7 @@
 """Vault KV v2 adapter of the subject key store, and the factory that picks Vault or the SQLite file.
 
-Layout under the KV v2 mount (``prefix`` defaults to ``privacy``)::
+Layout under the KV v2 mount; ``prefix`` is ingest's own Vault prefix + ``/subject-keys`` (by default
+``fraud/ingest/subject-keys``, a prefix only ingest's AppRole policy grants)::
 
     <prefix>/subjects/<card_token>     {subject_id, key (base64)}   the mapping, and the key by card
     <prefix>/subject-ids/<subject_id>  {key (base64)}               the key by id, to decrypt events
@@ -33,7 +34,10 @@ from fraudshared.privacy.keys import (
     new_subject,
     now_iso,
 )
-from fraudshared.secrets import VaultSecretStore, secret_store_from_env
+from fraudshared.secrets import ScopedSecretStore, VaultSecretStore, secret_store_from_env
+
+SUBJECT_KEYS_OWNER = "ingest"  # the only service that creates and reads subject keys
+SUBJECT_KEYS_PREFIX = "subject-keys"  # under the owner's Vault prefix (fraudshared.secrets.SERVICE_PREFIXES)
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_.-]{1,128}")  # what may stand as one segment of a Vault path
 
@@ -50,7 +54,7 @@ class VaultSubjectKeyStore:
         client: hvac.Client,
         *,
         mount_point: str = "secret",
-        prefix: str = "privacy",
+        prefix: str = f"fraud/{SUBJECT_KEYS_OWNER}/{SUBJECT_KEYS_PREFIX}",
         before_call: Callable[[], None] | None = None,
         cache_entries: int = 100_000,
         cache_ttl_s: float = 60.0,
@@ -187,14 +191,18 @@ def subject_key_store_from_env(
 ) -> SubjectKeyStore:
     """Returns the Vault store when ``VAULT_ADDR`` is set (same variables as the secrets port), else SQLite.
 
+    In Vault the keys live under ingest's prefix (``FRAUD_VAULT_PATH_PREFIX``, default ``fraud/ingest``) +
+    ``/subject-keys``, with ingest's credentials (or an operator's token for `fraudctl privacy`).
+
     The SQLite file is ``<var_dir>/subject-keys.db``; ``var_dir`` defaults to ``FRAUD_VAR_DIR`` or ``var``.
 
     Raises:
         SecretsError: If Vault is configured without credentials or cannot be reached.
     """
     if env_str("VAULT_ADDR", env=env):
-        secrets = secret_store_from_env(env)
-        assert isinstance(secrets, VaultSecretStore)
-        return VaultSubjectKeyStore.from_secret_store(secrets)
+        secrets = secret_store_from_env(env, service=SUBJECT_KEYS_OWNER)
+        assert isinstance(secrets, ScopedSecretStore) and isinstance(secrets.backend, VaultSecretStore)
+        prefix = f"{secrets.prefix}/{SUBJECT_KEYS_PREFIX}" if secrets.prefix else SUBJECT_KEYS_PREFIX
+        return VaultSubjectKeyStore.from_secret_store(secrets.backend, prefix=prefix)
     directory = Path(var_dir) if var_dir is not None else Path(env_str("FRAUD_VAR_DIR", "var", env=env))
     return SqliteSubjectKeyStore(directory / SUBJECT_KEYS_FILENAME)

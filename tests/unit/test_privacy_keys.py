@@ -206,7 +206,10 @@ def _create_in_child(path: str, barrier, index: int) -> None:  # type: ignore[no
 def test_vault_layout_and_permanent_destroy(vault: FakeVault) -> None:
     store = vault_store(vault)
     subject = store.get_or_create(CARD)
-    by_card, by_id = ("secret", f"privacy/subjects/{CARD}"), ("secret", f"privacy/subject-ids/{subject.subject_id}")
+    by_card, by_id = (
+        ("secret", f"fraud/ingest/subject-keys/subjects/{CARD}"),
+        ("secret", f"fraud/ingest/subject-keys/subject-ids/{subject.subject_id}"),
+    )
 
     encoded = base64.b64encode(subject.key).decode()
     assert vault.kv[by_card][-1].data == {"subject_id": subject.subject_id, "key": encoded}
@@ -215,9 +218,11 @@ def test_vault_layout_and_permanent_destroy(vault: FakeVault) -> None:
     store.forget(CARD)
 
     assert by_card not in vault.kv and by_id not in vault.kv
-    assert vault.count("DELETE", f"/v1/secret/metadata/privacy/subjects/{CARD}") == 1
-    assert vault.count("DELETE", f"/v1/secret/metadata/privacy/subject-ids/{subject.subject_id}") == 1
-    assert set(vault.kv[("secret", f"privacy/forgotten/{subject.subject_id}")][-1].data) == {"forgotten_at"}
+    assert vault.count("DELETE", f"/v1/secret/metadata/fraud/ingest/subject-keys/subjects/{CARD}") == 1
+    assert vault.count("DELETE", f"/v1/secret/metadata/fraud/ingest/subject-keys/subject-ids/{subject.subject_id}") == 1
+    assert set(vault.kv[("secret", f"fraud/ingest/subject-keys/forgotten/{subject.subject_id}")][-1].data) == {
+        "forgotten_at"
+    }
     assert not any(encoded in str(versions) for versions in vault.kv.values())  # no copy left anywhere
 
 
@@ -225,14 +230,14 @@ def test_vault_hot_path_reads_once(vault: FakeVault) -> None:
     store = vault_store(vault)
     for _ in range(5):
         store.get_or_create(CARD)
-    assert vault.count("GET", f"/v1/secret/data/privacy/subjects/{CARD}") == 1
+    assert vault.count("GET", f"/v1/secret/data/fraud/ingest/subject-keys/subjects/{CARD}") == 1
 
 
 def test_vault_instances_racing_on_a_new_card_agree_and_leave_no_orphan_key(vault: FakeVault) -> None:
     stores = [vault_store(vault) for _ in range(6)]
     results = race_get_or_create(stores)
     assert len(results) == len(stores) and len(set(results)) == 1
-    assert len([path for _, path in vault.kv if path.startswith("privacy/subject-ids/")]) == 1
+    assert len([path for _, path in vault.kv if path.startswith("fraud/ingest/subject-keys/subject-ids/")]) == 1
 
 
 def test_vault_rejects_a_card_token_that_is_not_one_path_segment(vault: FakeVault) -> None:
@@ -264,7 +269,7 @@ def test_factory_picks_vault_with_the_secrets_port_variables(vault: FakeVault) -
 
     assert isinstance(store, VaultSubjectKeyStore)
     subject = store.get_or_create(CARD)
-    assert ("kv", f"privacy/subjects/{CARD}") in vault.kv
+    assert ("kv", f"fraud/ingest/subject-keys/subjects/{CARD}") in vault.kv
     assert store.forget(CARD) == subject.subject_id and store.is_forgotten(subject.subject_id)
 
 

@@ -5,7 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from fraudshared.secrets import DevSecretStore, SecretsError, VaultSecretStore, secret_store_from_env
+from fraudshared.secrets import (
+    DevSecretStore,
+    ScopedSecretStore,
+    SecretsError,
+    VaultSecretStore,
+    secret_store_from_env,
+)
 from tests.fixtures.fake_vault import ROOT_TOKEN, FakeVault
 
 
@@ -171,25 +177,30 @@ def test_vault_store_logs_in_again_when_renewal_fails(vault: FakeVault) -> None:
     assert vault.count("POST", "/v1/auth/approle/login") == 2
 
 
-def test_factory_picks_dev_without_vault_addr(tmp_path: Path) -> None:
-    store = secret_store_from_env({"FRAUD_VAR_DIR": str(tmp_path)})
-    assert isinstance(store, DevSecretStore)
+def test_factory_picks_the_services_own_dev_file_without_vault_addr(tmp_path: Path) -> None:
+    store = secret_store_from_env({"FRAUD_VAR_DIR": str(tmp_path)}, service="ingest")
+    assert isinstance(store, ScopedSecretStore) and isinstance(store.backend, DevSecretStore)
     store.get("pan-tokenization", "hmac_key")
-    assert (tmp_path / "secrets.dev.json").exists()
+    assert (tmp_path / "secrets" / "ingest.json").exists()
+    assert not (tmp_path / "secrets.dev.json").exists()
 
 
 def test_factory_picks_vault_with_token_or_approle(vault: FakeVault) -> None:
     vault.add_approle("r", "s")
-    vault.put("kv", "x", {"y_key": "z"})
+    vault.put("kv", "fraud/ingest/pan-tokenization", {"hmac_key": "z"})
     vault.mounts.add("kv")
 
-    by_token = secret_store_from_env({"VAULT_ADDR": vault.addr, "VAULT_TOKEN": ROOT_TOKEN, "VAULT_KV_MOUNT": "kv"})
+    by_token = secret_store_from_env(
+        {"VAULT_ADDR": vault.addr, "VAULT_TOKEN": ROOT_TOKEN, "VAULT_KV_MOUNT": "kv"}, service="ingest"
+    )
     by_role = secret_store_from_env(
-        {"VAULT_ADDR": vault.addr, "VAULT_ROLE_ID": "r", "VAULT_SECRET_ID": "s", "VAULT_KV_MOUNT": "kv"}
+        {"VAULT_ADDR": vault.addr, "VAULT_ROLE_ID": "r", "VAULT_SECRET_ID": "s", "VAULT_KV_MOUNT": "kv"},
+        service="ingest",
     )
 
-    assert isinstance(by_token, VaultSecretStore) and by_token.get("x", "y_key") == "z"
-    assert isinstance(by_role, VaultSecretStore) and by_role.get("x", "y_key") == "z"
+    for store in (by_token, by_role):
+        assert isinstance(store, ScopedSecretStore) and isinstance(store.backend, VaultSecretStore)
+        assert store.get("pan-tokenization", "hmac_key") == "z"
 
 
 def test_factory_requires_credentials_with_vault_addr() -> None:
