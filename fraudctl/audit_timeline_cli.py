@@ -1,7 +1,8 @@
 """``fraudctl audit timeline``: every model change, approval, threshold, remediation and audit run, in time order.
 
-Reads MODELS, MONITOR and the AuditCommandRun records on AUDIT (docs/audit.md, "Timeline"); turning them into
-rows is `fraudshared.audit.timeline`.
+Reads MODELS, MONITOR, PRIVACY, the role grants on ACCESS and the AuditCommandRun records on AUDIT (docs/audit.md,
+"Timeline"); turning them into rows is `fraudshared.audit.timeline`. A platform from before issue 13 has no
+ACCESS stream: the timeline then reads without it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from fraudshared.events.envelope import Envelope
 from fraudshared.events.store import EventStore, UnreadableEvent
 
 AUDIT_COMMANDS = "fraud.audit.commands.>"
+ACCESS_ALL = "fraud.access.>"
+OPTIONAL_STREAMS = frozenset({"ACCESS"})  # created by the services since issue 13
 _MODEL_NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -49,6 +52,7 @@ def _sources(model: str | None) -> list[tuple[str, str]]:
         ("MONITOR", "fraud.monitor.>"),
         ("AUDIT", AUDIT_COMMANDS),
         ("PRIVACY", subjects.PRIVACY_ALL),
+        ("ACCESS", ACCESS_ALL),
     ]
 
 
@@ -69,6 +73,8 @@ async def _read(js: JetStreamContext, model: str | None) -> tuple[list[tuple[str
             async for stored in store.read_subject(stream, subject, on_unreadable=note):
                 events.append((stream, stored.seq, stored.envelope))
         except NotFoundError:
+            if stream in OPTIONAL_STREAMS:
+                continue
             raise AuditInputError(f"there is no stream {stream!r}") from None
         except (JetStreamError, TimeoutError, OSError) as exc:
             raise RuntimeError(f"could not read {stream}: {exc or type(exc).__name__}") from exc
@@ -86,7 +92,7 @@ def timeline(
     actor: Actor = None,
     var_dir: VarDir = Path("var"),
 ) -> None:
-    """Who changed which model (registration, thresholds, approvals, deployments, remediations), when and why."""
+    """Who changed which model (registration, approvals, deployments, remediations) or granted which role, when, why."""
 
     async def body(js: JetStreamContext) -> tuple[int, str]:
         start = parse_time(from_time) if from_time else None

@@ -1,10 +1,12 @@
 """The audit timeline (``fraudctl audit timeline``): who changed which model, when and why, from the log alone.
 
-Pure: stored envelopes of MODELS, MONITOR, AUDIT (AuditCommandRun) and PRIVACY (SubjectErased) become
+Pure: stored envelopes of MODELS, MONITOR, AUDIT (AuditCommandRun), PRIVACY (SubjectErased) and ACCESS
+(RoleGranted / RoleRevoked: who could do what, from when) become
 `TimelineEntry` rows, merged by event time (the envelope's ``time`` attribute), ties broken by stream
 (`STREAM_ORDER`) then sequence, and filtered by an inclusive time window and a model name. Reading the streams
 is the caller's job. Events that carry no actor (validation, drift, proposals) name their producer, the
-envelope's ``source``.
+envelope's ``source``. Since issue 13 the actors are authenticated principal ids (``user:alice``); older events
+carry the free text their callers gave.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from google.protobuf.message import DecodeError, Message
 
+from fraud.access.v1 import access_events_pb2 as access_events
 from fraud.events.v1 import audit_events_pb2 as audit_events
 from fraud.events.v1 import model_events_pb2 as model_events
 from fraud.events.v1 import monitor_events_pb2 as monitor_events
@@ -24,7 +27,7 @@ from fraud.events.v1 import privacy_events_pb2 as privacy_events
 from fraudshared.events.envelope import Envelope, EnvelopeError, format_time
 
 # Within one instant: the change itself (MODELS), what the monitor made of it, then who looked (AUDIT).
-STREAM_ORDER = ("MODELS", "MONITOR", "PRIVACY", "AUDIT")
+STREAM_ORDER = ("MODELS", "MONITOR", "PRIVACY", "ACCESS", "AUDIT")
 _SHA = 12  # hex digits of a sha256 shown in the "what" column
 
 
@@ -165,6 +168,15 @@ def _erased(e: privacy_events.SubjectErased, _: Envelope) -> _Row:
     return _Row("", "", e.requested_by, what + (f"; reason: {e.reason}" if e.reason else ""))
 
 
+def _granted(e: access_events.RoleGranted, _: Envelope) -> _Row:
+    return _Row("", "", e.granted_by, f"granted role {e.role} to {e.principal}" + (f": {e.reason}" if e.reason else ""))
+
+
+def _revoked(e: access_events.RoleRevoked, _: Envelope) -> _Row:
+    what = f"revoked role {e.role} from {e.principal}"
+    return _Row("", "", e.granted_by, what + (f": {e.reason}" if e.reason else ""))
+
+
 _READERS: dict[str, tuple[type[Message], Callable[[Any, Envelope], _Row]]] = {
     m.DESCRIPTOR.full_name: (m, f)
     for m, f in (
@@ -180,6 +192,8 @@ _READERS: dict[str, tuple[type[Message], Callable[[Any, Envelope], _Row]]] = {
         (monitor_events.RemediationApplied, _applied),
         (audit_events.AuditCommandRun, _command),
         (privacy_events.SubjectErased, _erased),
+        (access_events.RoleGranted, _granted),
+        (access_events.RoleRevoked, _revoked),
     )
 }
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from google.protobuf.message import Message
 
+from fraud.access.v1 import access_events_pb2 as access_events
 from fraud.common.v1 import decision_pb2
 from fraud.events.v1 import audit_events_pb2 as audit_events
 from fraud.events.v1 import model_events_pb2 as model_events
@@ -162,3 +163,28 @@ def test_an_unknown_or_unreadable_event_still_gets_a_row() -> None:
         dataschema=model_events.ModelApproved.DESCRIPTOR.full_name,
     )
     assert to_entry("MODELS", 10, broken).what.startswith("unreadable ModelApproved payload")
+
+
+def test_principals_and_role_grants_show_who_could_do_what() -> None:
+    approved = model_events.ModelApproved(
+        schema_version=1, model_name="card-gbdt", version="2.0.0", approver="user:dev-approver-2", comment="ok"
+    )
+    granted = access_events.RoleGranted(
+        schema_version=1, principal="user:carol", role="approver", granted_by="user:dev-admin", reason="TICKET-7"
+    )
+    revoked = access_events.RoleRevoked(
+        schema_version=1, principal="user:carol", role="approver", granted_by="user:dev-admin", reason="left"
+    )
+    rows = build_timeline(
+        [
+            ("ACCESS", 2, stored(revoked, 20, "g")),
+            ("MODELS", 9, stored(approved, 10, "a2")),
+            ("ACCESS", 1, stored(granted, 10, "g")),  # same instant as MODELS 9: MODELS first
+        ]
+    )
+    assert [(r.stream, r.kind, r.who, r.what) for r in rows] == [
+        ("MODELS", "ModelApproved", "user:dev-approver-2", "approved: ok"),
+        ("ACCESS", "RoleGranted", "user:dev-admin", "granted role approver to user:carol: TICKET-7"),
+        ("ACCESS", "RoleRevoked", "user:dev-admin", "revoked role approver from user:carol: left"),
+    ]
+    assert build_timeline([("ACCESS", 1, stored(granted, 10, "g"))], model="card-gbdt") == []  # about no model
