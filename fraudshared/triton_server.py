@@ -3,6 +3,15 @@
 `command_line()` + `environment()` let an external supervisor (supervisord) run it; `TritonServer` starts and
 stops it in-process (tests, the embedded demo). The Python backend's stub processes are children of
 tritonserver; the server runs in its own session, so stopping kills the whole process group.
+
+Model management is locked with Triton's restricted protocols: given an admin key, the server answers the
+model-repository (index, load, unload) and model-config APIs, on gRPC and HTTP alike, only to a request
+carrying it, in header ``triton-admin-key`` over HTTP and ``triton-grpc-protocol-triton-admin-key`` over
+gRPC (Triton prefixes restricted gRPC headers). Health, metadata, inference, statistics stay open, so
+scoring and the health probes need no key. Whoever starts Triton creates the key (`write_admin_key_file`,
+mode 0600) and hands governance the file's path in ``FRAUD_TRITON_ADMIN_KEY_FILE``. Triton takes the key
+only on its command line, so it is visible in /proc/<pid>/cmdline to processes of the same OS user (and
+root); in Kubernetes it comes from a Secret into the container's args. It never appears in Triton's log.
 """
 
 from __future__ import annotations
@@ -10,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import re
+import secrets
 import shutil
 import signal
 import socket
@@ -25,7 +36,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from fraudshared.config import ConfigError
+
 LOOPBACK = "127.0.0.1"
+# Header carrying the admin key over HTTP; over gRPC Triton expects it prefixed "triton-grpc-protocol-".
+ADMIN_KEY_HEADER = "triton-admin-key"
+GRPC_ADMIN_KEY_HEADER = f"triton-grpc-protocol-{ADMIN_KEY_HEADER}"
+ADMIN_KEY_FILE_ENV = "FRAUD_TRITON_ADMIN_KEY_FILE"
+# The APIs only governance may call: loading a model runs its code (python backend, inline file content).
+RESTRICTED_APIS = ("model-repository", "model-config")
+_ADMIN_KEY = re.compile(r"^[A-Za-z0-9_-]{16,256}$")  # no ',', ':' or '=': Triton's flag syntax uses them
 
 
 class TritonNotFound(RuntimeError):
@@ -109,11 +129,14 @@ def command_line(
     binary: Path | None = None,
     log_verbose: int = 0,
     exit_timeout_s: int = 5,
+    admin_key: str | None = None,
 ) -> list[str]:
     """The tritonserver argv: explicit model control, every endpoint on loopback.
 
     Each server gets its own Python-backend shared-memory prefix (derived from its unique gRPC port), as
-    Triton releases before 24.04 need when several servers share a machine.
+    Triton releases before 24.04 need when several servers share a machine. With `admin_key`, the model
+    repository and model config APIs answer only requests carrying it (see the module docstring); the key
+    is then part of the argv, so never log the returned list.
     """
     return [
         str(binary or find_tritonserver().binary),
@@ -131,7 +154,69 @@ def command_line(
         "--backend-config=python,shm-default-byte-size=4194304",
         f"--exit-timeout-secs={exit_timeout_s}",
         f"--log-verbose={log_verbose}",
+        *([] if admin_key is None else restricted_api_flags(admin_key)),
     ]
+
+
+def restricted_api_flags(admin_key: str) -> list[str]:
+    """The tritonserver flags restricting `RESTRICTED_APIS` to requests carrying `admin_key` (gRPC and HTTP).
+
+    Raises:
+        ValueError: If the key is not 16-256 characters of [A-Za-z0-9_-] (the value is not shown).
+    """
+    if not _ADMIN_KEY.fullmatch(admin_key):
+        raise ValueError("Triton admin key must be 16-256 characters of A-Z a-z 0-9 _ -")
+    spec = f"{','.join(RESTRICTED_APIS)}:{ADMIN_KEY_HEADER}={admin_key}"
+    return [f"--grpc-restricted-protocol={spec}", f"--http-restricted-api={spec}"]
+
+
+def new_admin_key() -> str:
+    """A fresh random admin key (256 bits, hex)."""
+    return secrets.token_hex(32)
+
+
+def write_admin_key_file(path: Path, admin_key: str | None = None) -> str:
+    """Write an admin key (a new one unless given) to `path` with mode 0600, atomically; returns the key."""
+    key = admin_key or new_admin_key()
+    restricted_api_flags(key)  # validates
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(key + "\n")
+    os.replace(staging, path)
+    return key
+
+
+def read_admin_key_file(path: Path) -> str:
+    """The admin key stored in `path` (surrounding whitespace stripped).
+
+    Raises:
+        ConfigError: Naming the file (never its content) when it is unreadable or holds no valid key.
+    """
+    try:
+        key = Path(path).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the Triton admin key file {path}: {exc.strerror}") from None
+    if not _ADMIN_KEY.fullmatch(key):
+        raise ConfigError(f"the Triton admin key file {path} does not hold a key (16-256 of A-Z a-z 0-9 _ -)")
+    return key
+
+
+def admin_key_from_env(env: Mapping[str, str] | None = None) -> str | None:
+    """The admin key from the file named by FRAUD_TRITON_ADMIN_KEY_FILE; None when the variable is unset.
+
+    Raises:
+        ConfigError: When the variable is set but the file is unreadable or holds no valid key.
+    """
+    path = (os.environ if env is None else env).get(ADMIN_KEY_FILE_ENV, "").strip()
+    return read_admin_key_file(Path(path)) if path else None
+
+
+def admin_headers(admin_key: str | None) -> dict[str, str] | None:
+    """The gRPC metadata carrying the admin key (tritonclient's ``headers=``); None without a key."""
+    return None if admin_key is None else {GRPC_ADMIN_KEY_HEADER: admin_key}
 
 
 def environment(base: Mapping[str, str] | None = None, paths: TritonPaths | None = None) -> dict[str, str]:
@@ -158,9 +243,16 @@ class TritonServer:
     """tritonserver as a context manager, on free loopback ports, with a bounded readiness wait."""
 
     def __init__(
-        self, model_repo: Path, work_dir: Path, *, startup_timeout_s: float = 60.0, stop_timeout_s: float = 15.0
+        self,
+        model_repo: Path,
+        work_dir: Path,
+        *,
+        startup_timeout_s: float = 60.0,
+        stop_timeout_s: float = 15.0,
+        admin_key: str | None = None,
     ) -> None:
         self.model_repo = Path(model_repo)
+        self.admin_key = admin_key
         self.work_dir = Path(work_dir)
         self.startup_timeout_s = startup_timeout_s
         self.stop_timeout_s = stop_timeout_s
@@ -199,7 +291,13 @@ class TritonServer:
             if not keep:
                 self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
             argv = command_line(
-                self.model_repo, backends, self.grpc_port, self.http_port, self.metrics_port, binary=paths.binary
+                self.model_repo,
+                backends,
+                self.grpc_port,
+                self.http_port,
+                self.metrics_port,
+                binary=paths.binary,
+                admin_key=self.admin_key,
             )
             with open(self.log_path, "ab") as log:
                 self._process = subprocess.Popen(

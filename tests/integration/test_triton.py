@@ -14,8 +14,18 @@ from tritonclient.grpc import model_config_pb2
 from fraudml.datagen import generate
 from fraudml.onnx_export import onnx_session, predict_onnx
 from fraudml.train import TrainResult, train
+from fraudshared.config import ConfigError
 from fraudshared.features import N_FEATURES, batch_features
-from fraudshared.triton_server import TritonServer, command_line, environment, find_tritonserver
+from fraudshared.triton_server import (
+    ADMIN_KEY_FILE_ENV,
+    TritonServer,
+    admin_key_from_env,
+    command_line,
+    environment,
+    find_tritonserver,
+    read_admin_key_file,
+    write_admin_key_file,
+)
 from services.governance.adapters.triton_repository import (
     ModelLoadError,
     TritonModelControl,
@@ -138,6 +148,36 @@ def test_command_line_binds_loopback_only(tmp_path: Path) -> None:
         assert f"{flag}=127.0.0.1" in argv
     env = environment(base={})
     assert str(find_tritonserver().libs_dir) in env["LD_LIBRARY_PATH"] and "site-packages" in env["PYTHONPATH"]
+    assert not [a for a in argv if "restricted" in a]  # no key: model management open (tests' shared server)
+
+
+def test_command_line_with_an_admin_key_restricts_model_management(tmp_path: Path) -> None:
+    key = "k" * 64
+    argv = command_line(tmp_path / "models", tmp_path / "backends", 9001, 9000, 9002, admin_key=key)
+    spec = f"model-repository,model-config:triton-admin-key={key}"
+    assert [a for a in argv if "restricted" in a] == [
+        f"--grpc-restricted-protocol={spec}",
+        f"--http-restricted-api={spec}",
+    ]
+    for bad in ("short", "k" * 40 + ",health", "k" * 40 + "=x"):
+        with pytest.raises(ValueError, match="admin key") as refused:
+            command_line(tmp_path, tmp_path, 1, 2, 3, admin_key=bad)
+        assert bad not in str(refused.value)
+
+
+def test_admin_key_file_is_private_and_read_back(tmp_path: Path) -> None:
+    path = tmp_path / "pki" / "triton-admin-key"
+    key = write_admin_key_file(path)
+    assert len(key) == 64 and path.stat().st_mode & 0o777 == 0o600
+    assert read_admin_key_file(path) == key == admin_key_from_env({ADMIN_KEY_FILE_ENV: str(path)})
+    assert write_admin_key_file(path) != key  # a new key each time (the starter keeps the file it made)
+    assert admin_key_from_env({}) is None
+    with pytest.raises(ConfigError, match="cannot read"):
+        admin_key_from_env({ADMIN_KEY_FILE_ENV: str(tmp_path / "missing")})
+    (tmp_path / "bad").write_text("not a key, with spaces\n")
+    with pytest.raises(ConfigError, match="does not hold a key") as refused:
+        read_admin_key_file(tmp_path / "bad")
+    assert "spaces" not in str(refused.value)
 
 
 def test_stop_leaves_no_process_behind(tmp_path: Path, model: TrainResult) -> None:

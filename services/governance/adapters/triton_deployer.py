@@ -5,6 +5,10 @@ writer and `TritonModelControl`, whose calls block, so they run in a worker thre
 Triton is unreachable (`ServingUnavailable`) or refused the model (`DeploymentFailed`); the use case then
 calls `undeploy` (unload + remove the entry), so Triton never keeps a half-loaded version the registry does
 not list. It decides, not this adapter, because another instance may have deployed the same version.
+
+Model control needs Triton's admin key when Triton was started with one (only governance may load or unload
+models): pass ``admin_key``, or set ``FRAUD_TRITON_ADMIN_KEY_FILE`` to the file holding it. A Triton that
+refuses the key (missing or wrong) fails the deployment (`DeploymentFailed`), it is not "unavailable".
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 
 from tritonclient.utils import InferenceServerException
 
+from fraudshared.triton_server import ADMIN_KEY_FILE_ENV, admin_key_from_env
 from services.governance.adapters.triton_repository import (
     BACKENDS,
     ModelLoadError,
@@ -43,6 +48,7 @@ class TritonDeployer:
         backend: str = "python",
         max_batch_size: int = 64,
         control: TritonModelControl | None = None,
+        admin_key: str | None = None,
     ) -> None:
         """Targets Triton at ``grpc_url`` (``host:port``) serving the repository ``repo_dir``.
 
@@ -52,12 +58,20 @@ class TritonDeployer:
             backend: ``python`` or ``onnxruntime_onnx`` (see `triton_repository`).
             max_batch_size: Largest batch the dynamic batcher forms.
             control: Model control client (tests); built from ``grpc_url`` when omitted.
+            admin_key: Triton's admin key for model control; when omitted, read from the file named by
+                ``FRAUD_TRITON_ADMIN_KEY_FILE`` (none when that is unset).
+
+        Raises:
+            ConfigError: If ``FRAUD_TRITON_ADMIN_KEY_FILE`` names an unreadable file or one without a key.
         """
         self.grpc_url = grpc_url
         self.repo_dir = Path(repo_dir)
         self.backend = backend
         self.max_batch_size = max_batch_size
-        self._control = control or TritonModelControl(grpc_url)
+        if control is None:
+            key = admin_key if admin_key is not None else admin_key_from_env()
+            control = TritonModelControl(grpc_url, admin_key=key)
+        self._control = control
 
     async def deploy(self, serving_name: str, onnx_model: bytes, n_features: int) -> None:
         await asyncio.to_thread(self._deploy, serving_name, onnx_model, n_features)
@@ -96,6 +110,11 @@ class TritonDeployer:
             if not (math.isfinite(score) and 0.0 <= score <= 1.0):
                 raise DeploymentFailed(f"{serving_name} warm-up returned {score}, not a probability")
         except ModelLoadError as exc:
+            if _restricted(exc.__cause__):
+                raise DeploymentFailed(
+                    f"Triton refused to load {serving_name} for governance: the Triton admin key is missing or"
+                    f" wrong (model management is restricted; see {ADMIN_KEY_FILE_ENV})"
+                ) from None
             if _unavailable(exc.__cause__):
                 raise ServingUnavailable(f"Triton at {self.grpc_url} is unavailable: {exc}") from None
             raise DeploymentFailed(str(exc)) from None
@@ -126,5 +145,11 @@ class TritonDeployer:
 def _unavailable(exc: BaseException | None) -> bool:
     if not isinstance(exc, InferenceServerException):
         return False
+    if _restricted(exc):  # Triton answers a missing admin key with UNAVAILABLE
+        return False
     status = str(exc.status() or "")
     return "UNAVAILABLE" in status or "DEADLINE_EXCEEDED" in status
+
+
+def _restricted(exc: BaseException | None) -> bool:
+    return isinstance(exc, InferenceServerException) and "is restricted" in str(exc.message() or "")

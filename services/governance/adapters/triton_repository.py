@@ -24,6 +24,8 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from fraudshared.triton_server import admin_headers
+
 INPUT_NAME = "features"
 OUTPUT_NAME = "probability"
 BACKENDS = ("python", "onnxruntime_onnx")
@@ -155,11 +157,17 @@ def remove_model(repo_dir: Path, model_name: str) -> None:
 
 
 class TritonModelControl:
-    """Explicit model control and inference over Triton's gRPC API (tritonclient, blocking calls)."""
+    """Explicit model control and inference over Triton's gRPC API (tritonclient, blocking calls).
 
-    def __init__(self, grpc_url: str, timeout_s: float = 60.0) -> None:
+    A Triton started with an admin key (`fraudshared.triton_server`) answers the model-repository and
+    model-config calls (load, unload, config) only with that key: pass it as ``admin_key``; it travels as
+    gRPC metadata on those calls only, and is never logged or put in an error message.
+    """
+
+    def __init__(self, grpc_url: str, timeout_s: float = 60.0, *, admin_key: str | None = None) -> None:
         self.client = grpcclient.InferenceServerClient(grpc_url)
         self.timeout_s = timeout_s
+        self._admin_headers = admin_headers(admin_key)
         self._batch_limits: dict[str, int] = {}
 
     def load(self, name: str) -> None:
@@ -170,14 +178,14 @@ class TritonModelControl:
         """
         self._batch_limits.pop(name, None)
         try:
-            self.client.load_model(name, client_timeout=self.timeout_s)
+            self.client.load_model(name, headers=self._admin_headers, client_timeout=self.timeout_s)
         except InferenceServerException as exc:
             raise ModelLoadError(f"Triton could not load {name!r}: {exc.message()}") from exc
 
     def unload(self, name: str, wait_s: float = 10.0) -> None:
         """Unload a model (Triton finishes in-flight requests first); waits up to `wait_s` until not ready."""
         self._batch_limits.pop(name, None)
-        self.client.unload_model(name, client_timeout=self.timeout_s)
+        self.client.unload_model(name, headers=self._admin_headers, client_timeout=self.timeout_s)
         deadline = time.monotonic() + wait_s
         while self.is_ready(name) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -192,7 +200,9 @@ class TritonModelControl:
     def max_batch_size(self, name: str) -> int:
         """The model's configured max_batch_size (asked once per load)."""
         if name not in self._batch_limits:
-            config = self.client.get_model_config(name, client_timeout=self.timeout_s).config
+            config = self.client.get_model_config(
+                name, headers=self._admin_headers, client_timeout=self.timeout_s
+            ).config
             self._batch_limits[name] = int(config.max_batch_size)
         return self._batch_limits[name]
 
