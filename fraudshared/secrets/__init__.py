@@ -22,6 +22,7 @@ from fraudshared.secrets.port import SecretsError, SecretStore, all_versions
 from fraudshared.secrets.scope import (
     SERVICE_PREFIXES,
     SERVICE_SECRETS,
+    VAULT_ROOT,
     OwnerRoutedSecretStore,
     ScopedSecretStore,
     owner_of,
@@ -35,6 +36,7 @@ __all__ = [
     "GENERATED_KEY_SUFFIX",
     "SERVICE_PREFIXES",
     "SERVICE_SECRETS",
+    "VAULT_ROOT",
     "DevSecretStore",
     "OwnerRoutedSecretStore",
     "ScopedSecretStore",

@@ -17,6 +17,8 @@ import hcl2
 import pytest
 from hcl2.utils import SerializationOptions
 
+from fraudshared.secrets import SERVICE_PREFIXES, SERVICE_SECRETS, VAULT_ROOT
+
 ROOT = Path(__file__).resolve().parents[2]
 TF = ROOT / "infra" / "terraform"
 DEV = TF / "envs" / "dev"
@@ -317,16 +319,35 @@ def test_nats_is_the_official_chart_pinned_with_three_replicas() -> None:
 
 
 def test_vault_policies_grant_read_on_exact_paths_only() -> None:
-    expected = {"ingest": ["pan-tokenization"], "governance": ["audit-signing", "governance-db"]}
     module = TF / "modules" / "vault-policy"
-    defaults = labelled(module, "variable")["services"]["default"]
-    assert {k: v["read_paths"] for k, v in defaults.items()} == expected
+    variables = labelled(module, "variable")
+    defaults = variables["services"]["default"]
+    # The module's defaults are the code's ownership table; the dev environment grants no more than that.
+    expected = {service: sorted(paths) for service, paths in SERVICE_SECRETS.items() if paths}
+    assert {k: sorted(v["read_paths"]) for k, v in defaults.items()} == expected
     (locals_,) = parse(DEV / "main.tf")["locals"]
-    assert {k: v["read_paths"] for k, v in locals_["vault_services"].items()} == expected
+    for service, spec in locals_["vault_services"].items():
+        assert set(spec["read_paths"]) <= set(expected[service]), service
     ((_, _, document),) = typed(module, "data")
-    (rule,) = document["dynamic"]
-    content = one(rule["rule"], "content")
-    assert content["capabilities"] == ["read"]
-    assert content["path"] == "${var.kv_mount}/data/${rule.value}"
+    read, manage, destroy = (one(rule["rule"], "content") for rule in document["dynamic"])
+    assert read["capabilities"] == ["read"]
+    assert read["path"] == "${var.kv_mount}/data/${local.path_prefixes[each.key]}/${rule.value}"
+    assert manage["capabilities"] == ["create", "read", "update"]
+    assert manage["path"] == "${var.kv_mount}/data/${local.path_prefixes[each.key]}/${rule.value}/*"
+    assert destroy["capabilities"] == ["delete"]
+    assert destroy["path"] == "${var.kv_mount}/metadata/${local.path_prefixes[each.key]}/${rule.value}/*"
     kinds = {t for t, _, _ in typed(module, "resource")}
     assert {"vault_policy", "vault_approle_auth_backend_role"} <= kinds
+
+
+def test_vault_secret_paths_are_each_services_own_prefix() -> None:
+    module = TF / "modules" / "vault-policy"
+    variables = labelled(module, "variable")
+    # Every path is relative to <path_root>/<service>: the code's default FRAUD_VAULT_PATH_PREFIX.
+    assert variables["path_root"]["default"] == VAULT_ROOT
+    (locals_,) = parse(module / "main.tf")["locals"]
+    assert locals_["path_prefixes"] == '${{for name, _ in var.services : name => "${var.path_root}/${name}"}}'
+    assert {k: sorted(v) for k, v in variables["managed_prefixes"]["default"].items()} == {
+        k: sorted(v) for k, v in SERVICE_PREFIXES.items()
+    }
+    assert "path_prefixes" in labelled(module, "output")

@@ -1,5 +1,8 @@
 locals {
   approle_mount = var.create_approle_backend ? vault_auth_backend.this[0].path : var.approle_mount
+  # Each service's secrets live under its own prefix (FRAUD_VAULT_PATH_PREFIX of the service): no path of
+  # one service can be granted to another through the variables.
+  path_prefixes = { for name, _ in var.services : name => "${var.path_root}/${name}" }
 }
 
 resource "vault_auth_backend" "this" {
@@ -10,16 +13,35 @@ resource "vault_auth_backend" "this" {
   description = "AppRole logins of the fraud platform services"
 }
 
-# Read-only on the exact KV v2 data paths of each service: no list, no metadata, no write.
+# Read-only on the exact KV v2 data paths under the service's own prefix (no list, no metadata, no write),
+# plus create/read/update and permanent delete under the prefixes it manages (ingest's subject keys).
 data "vault_policy_document" "this" {
   for_each = var.services
 
   dynamic "rule" {
     for_each = toset(each.value.read_paths)
     content {
-      path         = "${var.kv_mount}/data/${rule.value}"
+      path         = "${var.kv_mount}/data/${local.path_prefixes[each.key]}/${rule.value}"
       capabilities = ["read"]
       description  = "${each.key} reads ${rule.value}"
+    }
+  }
+
+  dynamic "rule" {
+    for_each = toset(lookup(var.managed_prefixes, each.key, []))
+    content {
+      path         = "${var.kv_mount}/data/${local.path_prefixes[each.key]}/${rule.value}/*"
+      capabilities = ["create", "read", "update"]
+      description  = "${each.key} keeps its ${rule.value}"
+    }
+  }
+
+  dynamic "rule" {
+    for_each = toset(lookup(var.managed_prefixes, each.key, []))
+    content {
+      path         = "${var.kv_mount}/metadata/${local.path_prefixes[each.key]}/${rule.value}/*"
+      capabilities = ["delete"]
+      description  = "${each.key} destroys its ${rule.value} (every version)"
     }
   }
 }

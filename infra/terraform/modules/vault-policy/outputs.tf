@@ -28,3 +28,8 @@ output "policies" {
   description = "Rendered policy HCL per service, for review."
   value       = { for k, d in data.vault_policy_document.this : k => d.hcl }
 }
+
+output "path_prefixes" {
+  description = "Secret path prefix per service under kv_mount (the service's FRAUD_VAULT_PATH_PREFIX)."
+  value       = local.path_prefixes
+}

@@ -2,10 +2,10 @@ variable "services" {
   type = map(object({
     read_paths = list(string)
   }))
-  description = "Services that read secrets, and the KV v2 secret paths (relative to kv_mount) each may read. Each gets one policy and one AppRole; services not listed get no Vault identity at all."
+  description = "Services that read secrets, and the secret paths each may read, relative to its own prefix <path_root>/<service> under kv_mount (pan-tokenization = secret/fraud/ingest/pan-tokenization). Each gets one policy and one AppRole; services not listed get no Vault identity at all."
   default = {
     ingest     = { read_paths = ["pan-tokenization"] }
-    governance = { read_paths = ["audit-signing", "governance-db"] }
+    governance = { read_paths = ["audit-signing", "governance-db", "triton-admin"] }
   }
   validation {
     condition     = alltrue([for name in keys(var.services) : can(regex("^[a-z][a-z0-9-]*$", name))])
@@ -23,6 +23,32 @@ variable "services" {
   validation {
     condition     = alltrue([for s in values(var.services) : length(s.read_paths) > 0])
     error_message = "Every listed service needs at least one read path; drop services that read no secrets."
+  }
+}
+
+variable "path_root" {
+  type        = string
+  description = "First segment of every service's secret prefix: <path_root>/<service> (the services' default FRAUD_VAULT_PATH_PREFIX is fraud/<service>)."
+  default     = "fraud"
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9_/-]*[a-z0-9]$", var.path_root)) && !strcontains(var.path_root, "..")
+    error_message = "path_root must be a plain path such as fraud (no *, +, .. or leading/trailing /)."
+  }
+}
+
+variable "managed_prefixes" {
+  type        = map(list(string))
+  description = "Per service, prefixes under its own secret prefix where it creates, reads, updates and permanently deletes secrets (ingest's per-card subject keys: fraud/ingest/subject-keys/*)."
+  default = {
+    ingest = ["subject-keys"]
+  }
+  validation {
+    condition = alltrue(flatten([
+      for prefixes in values(var.managed_prefixes) : [
+        for p in prefixes : can(regex("^[a-z0-9][a-z0-9_/-]*[a-z0-9]$", p)) && !strcontains(p, "..")
+      ]
+    ]))
+    error_message = "managed_prefixes must be plain paths such as subject-keys (no *, +, .. or leading/trailing /)."
   }
 }
 
