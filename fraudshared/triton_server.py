@@ -5,10 +5,11 @@ stops it in-process (tests, the embedded demo). The Python backend's stub proces
 tritonserver; the server runs in its own session, so stopping kills the whole process group.
 
 Model management is locked with Triton's restricted protocols: given an admin key, the server answers the
-model-repository (index, load, unload) and model-config APIs, on gRPC and HTTP alike, only to a request
-carrying it, in header ``triton-admin-key`` over HTTP and ``triton-grpc-protocol-triton-admin-key`` over
-gRPC (Triton prefixes restricted gRPC headers). Health, metadata, inference, statistics stay open, so
-scoring and the health probes need no key. Whoever starts Triton creates the key (`write_admin_key_file`,
+model-repository (index, load, unload) and model-config APIs, and the shared-memory, trace and logging
+APIs nothing of ours uses, on gRPC and HTTP alike, only to a request carrying it: header
+``triton-admin-key`` over HTTP, ``triton-grpc-protocol-triton-admin-key`` over gRPC (Triton prefixes
+restricted gRPC headers). Health, metadata, inference and statistics stay open, so scoring and the health
+probes (watchdog, readiness, Kubernetes) need no key. Whoever starts Triton creates the key (`write_admin_key_file`,
 mode 0600) and hands governance the file's path in ``FRAUD_TRITON_ADMIN_KEY_FILE``. Triton takes the key
 only on its command line, so it is visible in /proc/<pid>/cmdline to processes of the same OS user (and
 root); in Kubernetes it comes from a Secret into the container's args. It never appears in Triton's log.
@@ -44,7 +45,8 @@ ADMIN_KEY_HEADER = "triton-admin-key"
 GRPC_ADMIN_KEY_HEADER = f"triton-grpc-protocol-{ADMIN_KEY_HEADER}"
 ADMIN_KEY_FILE_ENV = "FRAUD_TRITON_ADMIN_KEY_FILE"
 # The APIs only governance may call: loading a model runs its code (python backend, inline file content).
-RESTRICTED_APIS = ("model-repository", "model-config")
+# Shared memory (registering host memory regions), trace and logging settings: nothing of ours uses them.
+RESTRICTED_APIS = ("model-repository", "model-config", "shared-memory", "trace", "logging")
 _ADMIN_KEY = re.compile(r"^[A-Za-z0-9_-]{16,256}$")  # no ',', ':' or '=': Triton's flag syntax uses them
 
 

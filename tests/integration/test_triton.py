@@ -154,7 +154,7 @@ def test_command_line_binds_loopback_only(tmp_path: Path) -> None:
 def test_command_line_with_an_admin_key_restricts_model_management(tmp_path: Path) -> None:
     key = "k" * 64
     argv = command_line(tmp_path / "models", tmp_path / "backends", 9001, 9000, 9002, admin_key=key)
-    spec = f"model-repository,model-config:triton-admin-key={key}"
+    spec = f"model-repository,model-config,shared-memory,trace,logging:triton-admin-key={key}"
     assert [a for a in argv if "restricted" in a] == [
         f"--grpc-restricted-protocol={spec}",
         f"--http-restricted-api={spec}",

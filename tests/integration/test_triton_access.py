@@ -101,6 +101,8 @@ def test_inline_code_load_over_http_is_refused_without_the_key(
     assert http_post(f"{triton.http_url}/v2/repository/models/{name}/unload", {})[0] == 403
     assert http_post(f"{triton.http_url}/v2/repository/index", {})[0] == 403
     assert http_status(f"{triton.http_url}/v2/models/{name}/config") == 403
+    assert http_post(f"{triton.http_url}/v2/logging", {"log_verbose_level": 1})[0] == 403
+    assert http_status(f"{triton.http_url}/v2/systemsharedmemory/status") == 403
     # The same load with the key runs the code: the refusal above is what kept it from running.
     assert triton.admin_key is not None
     status, text = http_post(url, body, {ADMIN_KEY_HEADER: triton.admin_key})
@@ -143,6 +145,7 @@ def test_governance_deploys_with_the_key_file_and_scoring_needs_no_key(
             stranger.unload_model(name)
         assert stranger.is_model_ready(name) and stranger.get_model_metadata(name).name == name
         stranger.close()
+
         # Scoring infers with no key; the health endpoints (watchdog, probes) answer with no key.
         async def score() -> float:
             runner = TritonRunner(triton.grpc_url)  # its aio channel belongs to this loop
