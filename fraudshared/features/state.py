@@ -110,7 +110,8 @@ class _Labelled(_History):
     """A history plus the fraud labels of its transactions.
 
     `frauds` maps a labelled transaction to (its event time, when its label was reported); a later genuine
-    label for the same transaction (a correction) removes it.
+    label for the same transaction (a correction) removes it, and a later fraud label (a confirmation) keeps
+    the earlier of the two report times: the fraud was known since then.
     """
 
     def __init__(self, events: Iterable[Sequence[int]] = (), frauds: dict[str, tuple[int, int]] | None = None) -> None:
@@ -119,7 +120,9 @@ class _Labelled(_History):
 
     def label(self, label: Label) -> None:
         if label.is_fraud:
-            self.frauds[label.tx_id] = (label.tx_time_us, label.reported_us)
+            known = self.frauds.get(label.tx_id)
+            reported = label.reported_us if known is None else min(known[1], label.reported_us)
+            self.frauds[label.tx_id] = (label.tx_time_us, reported)
         else:
             self.frauds.pop(label.tx_id, None)
 

@@ -20,6 +20,7 @@ from fraudshared.privacy.resolver import SubjectResolver
 from fraudshared.rpc import RpcClient
 from fraudshared.secrets import secret_store_from_env
 from fraudshared.service import ServiceContext
+from services.ingest.adapters.erasure_log import JetStreamErasureLog
 from services.ingest.adapters.event_log import JetStreamTransactionLog
 from services.ingest.adapters.grpc_clients import (
     GrpcFeaturesClient,
@@ -27,6 +28,7 @@ from services.ingest.adapters.grpc_clients import (
     SequentialDecisionPath,
     channel,
 )
+from services.ingest.adapters.label_log import JetStreamLabelLog
 from services.ingest.adapters.nats_clients import NatsDecisionPath
 from services.ingest.domain.pan import PanTokenizer
 from services.ingest.entrypoints.grpc_servicer import IngestServicer
@@ -59,15 +61,18 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
     else:
         raise ConfigError(f"FRAUD_INTERNAL_TRANSPORT must be nats or grpc, got {config.internal_transport!r}")
     key_store = subject_key_store_from_env(var_dir=ctx.config.var_dir)
+    once = OnceLog(ctx.js, ctx.store, source="/fraud/ingest")
     deps = IngestDeps(
-        log=JetStreamTransactionLog(OnceLog(ctx.js, ctx.store, source="/fraud/ingest")),
+        log=JetStreamTransactionLog(once),
         decisions=decisions,
         tokenizer=tokenizer,
         subjects=SubjectResolver(key_store),
         downstream_timeout_s=config.downstream_timeout_s,
+        labels=JetStreamLabelLog(ctx.js, ctx.store, source="/fraud/ingest"),
+        erasures=JetStreamErasureLog(once),
     )
 
-    async def on_erased(seq: int, envelope: Envelope) -> None:  # `privacy forget` ran: drop our cached key now
+    async def on_erased(seq: int, envelope: Envelope) -> None:  # an erasure (maybe another instance's): drop the key
         key_store.drop_cached(envelope.payload(privacy_events.SubjectErased).subject_id)
 
     erasures = await follow(ctx.js, ctx.store, "PRIVACY", subjects.PRIVACY_ALL, on_erased, reader="ingest")

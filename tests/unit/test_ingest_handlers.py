@@ -10,10 +10,12 @@ import pytest
 
 from fraud.common.v1 import decision_pb2 as common
 from fraud.common.v1 import money_pb2
+from fraud.events.v1 import privacy_events_pb2 as privacy_events
 from fraud.events.v1 import transaction_events_pb2 as events
 from fraud.features.v1 import feature_service_pb2 as features
 from fraud.ingest.v1 import ingest_service_pb2 as ingest
 from fraud.scoring.v1 import scoring_service_pb2 as scoring
+from fraudshared.identity import Principal, acting_as
 from fraudshared.privacy import ERASED, open_sealed, read_field
 from fraudshared.privacy.keys import SqliteSubjectKeyStore
 from fraudshared.privacy.resolver import SubjectResolver
@@ -29,7 +31,6 @@ class FakeLog:
     def __init__(self) -> None:
         self.received: dict[str, events.TransactionReceived] = {}
         self.predictions: dict[str, events.PredictionMade] = {}
-        self.labels: dict[str, events.LabelReported] = {}
 
     async def append_received(self, event: events.TransactionReceived) -> events.TransactionReceived | None:
         if event.transaction_id in self.received:
@@ -43,10 +44,36 @@ class FakeLog:
     async def find_received(self, transaction_id: str) -> events.TransactionReceived | None:
         return self.received.get(transaction_id)
 
-    async def append_label(self, event: events.LabelReported) -> bool:
-        if event.transaction_id in self.labels:
+
+class FakeLabelLog:
+    """Labels per transaction in order; `interleave` appends other labels just before an append (a race)."""
+
+    def __init__(self) -> None:
+        self.labels: dict[str, list[events.LabelReported]] = {}
+        self.interleave: list[events.LabelReported] = []
+
+    async def history(self, transaction_id: str) -> tuple[list[events.LabelReported], int]:
+        recorded = self.labels.get(transaction_id, [])
+        return list(recorded), len(recorded)
+
+    async def append(self, event: events.LabelReported, expected_last_seq: int) -> bool:
+        recorded = self.labels.setdefault(event.transaction_id, [])
+        if self.interleave:
+            recorded.append(self.interleave.pop(0))
+        if len(recorded) != expected_last_seq:
             return False
-        self.labels[event.transaction_id] = event
+        recorded.append(event)
+        return True
+
+
+class FakeErasureLog:
+    def __init__(self) -> None:
+        self.erased: dict[str, privacy_events.SubjectErased] = {}
+
+    async def append_erased(self, event: privacy_events.SubjectErased) -> bool:
+        if event.subject_id in self.erased:
+            return False
+        self.erased[event.subject_id] = event
         return True
 
 
@@ -83,6 +110,8 @@ def make_deps() -> tuple[IngestDeps, FakeLog, FakeFeatures, FakeScoring]:
         decisions=SequentialDecisionPath(feats, scorer),
         tokenizer=PanTokenizer(b"s" * 32),
         subjects=SubjectResolver(keys),
+        labels=FakeLabelLog(),
+        erasures=FakeErasureLog(),
     )
     return deps, log, feats, scorer
 
@@ -167,11 +196,14 @@ async def test_same_id_with_another_card_is_refused_and_the_first_decision_stays
 
 
 async def test_label_for_unknown_transaction_is_refused_and_duplicate_label_not_appended() -> None:
-    deps, log, _, _ = make_deps()
-    label = ingest.ReportLabelRequest(transaction_id="tx-1", is_fraud=True, source="chargeback")
-    with pytest.raises(UnknownTransaction):
-        await report_label(label, deps)
-    await score_transaction(request(), deps)
-    assert (await report_label(label, deps)).appended
-    assert not (await report_label(label, deps)).appended
-    assert len(log.labels) == 1
+    deps, _, _, _ = make_deps()
+    label = ingest.ReportLabelRequest(
+        transaction_id="tx-1", is_fraud=True, source="cb-77", label_source=events.LABEL_SOURCE_CHARGEBACK
+    )
+    with acting_as(Principal("user", "dev-labeler")):
+        with pytest.raises(UnknownTransaction):
+            await report_label(label, deps)
+        await score_transaction(request(), deps)
+        assert (await report_label(label, deps)).appended
+        assert not (await report_label(label, deps)).appended
+    assert isinstance(deps.labels, FakeLabelLog) and len(deps.labels.labels["tx-1"]) == 1

@@ -1,4 +1,4 @@
-"""TransactionLog over JetStream: TransactionReceived and LabelReported appended once per transaction.
+"""TransactionLog over JetStream: TransactionReceived appended once per transaction (labels: label_log.py).
 
 A transaction id is claimed once across all partitions: TransactionReceived is appended on its card's
 partition subject with the expected last sequence 0 checked on `fraud.tx.received.*.<id>` (one publish, no
@@ -18,7 +18,6 @@ from services.ingest.domain.errors import TransactionIdReused, UnknownTransactio
 
 TRANSACTIONS = "TRANSACTIONS"
 PREDICTIONS = "PREDICTIONS"
-LABELS = "LABELS"
 
 
 class JetStreamTransactionLog:
@@ -51,20 +50,6 @@ class JetStreamTransactionLog:
             raise UnknownTransaction(
                 f"transaction_id {transaction_id}: its recorded event cannot be read ({exc})"
             ) from exc
-
-    async def append_label(self, event: events.LabelReported) -> bool:
-        # Labels have one subject per transaction id (no partition token): the plain guard claims it once.
-        try:
-            recorded = await self._once.append_once(
-                event,
-                business_id=event.transaction_id,
-                subject=subjects.label_reported(event.transaction_id),
-                stream=LABELS,
-                time=event.reported_at.ToDatetime(tzinfo=UTC),
-            )
-        except RecordUnreadable:  # a label is recorded first, even if it cannot be read: not appended
-            return False
-        return recorded is None
 
 
 @contextmanager

@@ -31,3 +31,11 @@ class Overloaded(RuntimeError):
 
 class BudgetExhausted(TimeoutError):
     """The caller's deadline passed before a downstream service answered."""
+
+
+class LabelContention(RuntimeError):
+    """Other labels of the transaction kept arriving while this one was being recorded; retrying is safe."""
+
+
+class CardholderUnknown(LookupError):
+    """No subject for the card: never seen by this platform, or already forgotten."""

@@ -24,14 +24,16 @@ from fraudshared.config import ConfigError, EnvConfig, env_field
 from fraudshared.validation import FieldViolation, abort_invalid
 from services.ingest.domain.errors import (
     BudgetExhausted,
+    CardholderUnknown,
     DependencyUnavailable,
     InvalidTransaction,
+    LabelContention,
     Overloaded,
     TransactionIdReused,
     UnknownTransaction,
 )
 from services.ingest.domain.request_rules import request_violations
-from services.ingest.service_layer import handlers
+from services.ingest.service_layer import handlers, privacy
 
 log = logging.getLogger(__name__)
 MAX_FUTURE_SKEW_LIMIT_S = 86_400.0  # the protos refuse anything later than a day ahead anyway
@@ -43,6 +45,8 @@ STATUS_OF: dict[type[Exception], grpc.StatusCode] = {
     DependencyUnavailable: grpc.StatusCode.UNAVAILABLE,
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     BudgetExhausted: grpc.StatusCode.DEADLINE_EXCEEDED,
+    LabelContention: grpc.StatusCode.ABORTED,
+    CardholderUnknown: grpc.StatusCode.NOT_FOUND,
 }
 
 
@@ -86,6 +90,15 @@ class IngestServicer(ingest_grpc.IngestServiceServicer):
         await self._check(request, context)
         try:
             return await handlers.report_label(request, self._deps)
+        except tuple(STATUS_OF) as exc:
+            await _abort(context, exc)
+
+    async def ForgetCardholder(
+        self, request: ingest.ForgetCardholderRequest, context: grpc.aio.ServicerContext
+    ) -> ingest.ForgetCardholderResponse:
+        await self._check(request, context)
+        try:
+            return await privacy.forget_cardholder(request, self._deps)
         except tuple(STATUS_OF) as exc:
             await _abort(context, exc)
 

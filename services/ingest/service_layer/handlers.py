@@ -1,4 +1,4 @@
-"""Ingest use cases: ScoreTransaction and ReportLabel.
+"""Ingest use cases: ScoreTransaction and ReportLabel (ForgetCardholder: service_layer/privacy.py).
 
 ScoreTransaction is idempotent by transaction id: the TransactionReceived append claims the id once across
 all partitions, forever, so a retry finds the first append and answers the recorded decision (or, when the
@@ -16,14 +16,29 @@ from fraud.events.v1 import transaction_events_pb2 as events
 from fraud.features.v1 import feature_service_pb2 as features
 from fraud.ingest.v1 import ingest_service_pb2 as ingest
 from fraud.scoring.v1 import scoring_service_pb2 as scoring
+from fraudshared.features import labels as precedence
+from fraudshared.identity import current_principal
 from fraudshared.privacy import CARD_TOKEN_FIELD, SubjectKey, seal
 from fraudshared.privacy.resolver import SubjectResolver
 from fraudshared.subjects import card_key
-from services.ingest.domain.errors import InvalidTransaction, TransactionIdReused, UnknownTransaction
+from services.ingest.domain.errors import (
+    InvalidTransaction,
+    LabelContention,
+    TransactionIdReused,
+    UnknownTransaction,
+)
 from services.ingest.domain.pan import PanTokenizer, luhn_valid
-from services.ingest.service_layer.ports import DecisionPath, TransactionLog
+from services.ingest.service_layer.ports import DecisionPath, ErasureLog, LabelLog, TransactionLog
 
 SCHEMA_VERSION = 1
+LABEL_ATTEMPTS = 5  # labels of one transaction racing each other: each attempt rereads the history
+OUTCOME = {
+    precedence.Outcome.FIRST: ingest.LABEL_OUTCOME_FIRST,
+    precedence.Outcome.CORRECTION: ingest.LABEL_OUTCOME_CORRECTION,
+    precedence.Outcome.CONFIRMATION: ingest.LABEL_OUTCOME_CONFIRMATION,
+    precedence.Outcome.OUTRANKED: ingest.LABEL_OUTCOME_OUTRANKED,
+    precedence.Outcome.DUPLICATE: ingest.LABEL_OUTCOME_DUPLICATE,
+}
 
 
 @dataclass
@@ -35,6 +50,8 @@ class IngestDeps:
     tokenizer: PanTokenizer
     subjects: SubjectResolver
     downstream_timeout_s: float = 2.0
+    labels: LabelLog | None = None  # ReportLabel needs it (bootstrap always wires it)
+    erasures: ErasureLog | None = None  # ForgetCardholder needs it (bootstrap always wires it)
 
 
 def card_token_of(request: ingest.ScoreTransactionRequest, tokenizer: PanTokenizer) -> str:
@@ -142,19 +159,50 @@ async def score_transaction(
 
 
 async def report_label(request: ingest.ReportLabelRequest, deps: IngestDeps) -> ingest.ReportLabelResponse:
-    """Append a delayed label for a transaction the log holds, with what features need to route and fold it."""
+    """Record a delayed label for a transaction the log holds, as the calling principal.
+
+    Every label is recorded (a correction or an outranked one too), except an identical retry; the answer
+    says what it did to the label in force (`fraudshared.features.labels`, the precedence every reader uses).
+    """
+    if deps.labels is None:
+        raise RuntimeError("ingest was wired without a label log")
     received = await deps.log.find_received(request.transaction_id)
     if received is None:
         raise UnknownTransaction(f"transaction_id {request.transaction_id} is not in the log")
     label = events.LabelReported(
-        schema_version=SCHEMA_VERSION,
+        schema_version=precedence.LABEL_SCHEMA_VERSION,
         transaction_id=request.transaction_id,
         is_fraud=request.is_fraud,
         source=request.source,
+        label_source=request.label_source,
+        principal=current_principal().id,
         reported_at=request.reported_at,
         card_token=received.card_token,
         subject_id=received.subject_id,
         terminal_id=received.terminal_id,
         event_time=received.event_time,
     )
-    return ingest.ReportLabelResponse(appended=await deps.log.append_label(label))
+    new = precedence.fact_of(label)
+    for _ in range(LABEL_ATTEMPTS):
+        history, last_seq = await deps.labels.history(request.transaction_id)
+        facts = [precedence.fact_of(recorded) for recorded in history]
+        outcome = precedence.classify(facts, new)
+        if outcome is precedence.Outcome.DUPLICATE:
+            return _label_response(False, outcome, precedence.in_force(facts))
+        if await deps.labels.append(label, last_seq):
+            in_force, _ = precedence.apply(precedence.in_force(facts), new)
+            return _label_response(True, outcome, in_force)
+    raise LabelContention(
+        f"labels of transaction_id {request.transaction_id} kept changing while recording this one; retry"
+    )
+
+
+def _label_response(
+    appended: bool, outcome: precedence.Outcome, in_force: precedence.LabelFact | None
+) -> ingest.ReportLabelResponse:
+    return ingest.ReportLabelResponse(
+        appended=appended,
+        outcome=OUTCOME[outcome],
+        is_fraud_in_force=bool(in_force and in_force.is_fraud),
+        label_source_in_force=in_force.source if in_force else events.LABEL_SOURCE_UNSPECIFIED,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from fraud.events.v1 import privacy_events_pb2 as privacy_events
 from fraud.events.v1 import transaction_events_pb2 as events
 from fraud.features.v1 import feature_service_pb2 as features
 from fraud.scoring.v1 import scoring_service_pb2 as scoring
@@ -24,8 +25,30 @@ class TransactionLog(Protocol):
         """Return the accepted transaction with this id, if any."""
         ...
 
-    async def append_label(self, event: events.LabelReported) -> bool:
-        """Append a label; return False when the same label was already recorded."""
+
+class LabelLog(Protocol):
+    """The labels of each transaction, all recorded, in order, on the transaction's subject."""
+
+    async def history(self, transaction_id: str) -> tuple[list[events.LabelReported], int]:
+        """The transaction's readable labels in stream order (upcast), and its subject's last sequence.
+
+        The sequence is 0 when there is no message; unreadable ones count, so an append after them is checked.
+        """
+        ...
+
+    async def append(self, event: events.LabelReported, expected_last_seq: int) -> bool:
+        """Append unless the subject moved past `expected_last_seq` (False: read the history again).
+
+        An identical retry of an append that landed is reported as appended (it is the same event).
+        """
+        ...
+
+
+class ErasureLog(Protocol):
+    """The PRIVACY stream: one SubjectErased per subject."""
+
+    async def append_erased(self, event: privacy_events.SubjectErased) -> bool:
+        """Append once per subject; False when an earlier request already recorded it."""
         ...
 
 
