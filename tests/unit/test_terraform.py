@@ -351,3 +351,48 @@ def test_vault_secret_paths_are_each_services_own_prefix() -> None:
         k: sorted(v) for k, v in SERVICE_PREFIXES.items()
     }
     assert "path_prefixes" in labelled(module, "output")
+
+
+def test_triton_model_management_needs_the_admin_key_from_a_secret() -> None:
+    from fraudshared.triton_server import ADMIN_KEY_HEADER, RESTRICTED_APIS
+
+    module = TF / "modules" / "triton"
+    (deployment,) = [b for t, _, b in typed(module, "resource") if t == "kubernetes_deployment_v1"]
+    (container,) = containers(one(deployment, "spec", "template", "spec"))
+    (locals_,) = parse(module / "main.tf")["locals"]
+    # The same APIs and header as the local runtime (fraudshared.triton_server), the key only via env.
+    assert locals_["restricted_apis"] == f"{','.join(RESTRICTED_APIS)}:{ADMIN_KEY_HEADER}=$(TRITON_ADMIN_KEY)"
+    for flag in ("--grpc-restricted-protocol", "--http-restricted-api"):
+        assert f'"{flag}=${{local.restricted_apis}}"' in container["args"]
+    (env,) = [e for e in container["env"] if e["name"] == "TRITON_ADMIN_KEY"]
+    ref = one(env, "value_from", "secret_key_ref")
+    assert (ref["name"], ref["key"]) == ("${local.admin_key_secret_name}", "${local.admin_key_secret_key}")
+    (secret,) = [b for t, _, b in typed(module, "resource") if t == "kubernetes_secret_v1"]
+    assert "uuid()" in json.dumps(secret["data"]) and one(secret, "lifecycle")["ignore_changes"] == ["data"]
+    outputs = labelled(module, "output")
+    assert {"admin_key_secret_name", "admin_key_secret_key"} <= set(outputs)
+
+
+def test_triton_network_policy_admits_only_scoring_and_governance_to_grpc() -> None:
+    module = TF / "modules" / "triton"
+    (policy,) = [b for t, _, b in typed(module, "resource") if t == "kubernetes_network_policy_v1"]
+    spec = one(policy, "spec")
+    assert one(spec, "pod_selector")["match_labels"] == "${local.selector_labels}"
+    assert spec["policy_types"] == ["Ingress"]
+    grpc, metrics = spec["ingress"]
+    assert [p["port"] for p in grpc["ports"]] == ["${tostring(local.ports.grpc)}"]
+    assert [p["port"] for p in metrics["ports"]] == ["${tostring(local.ports.metrics)}"]
+    assert "pod_selector" not in one(metrics, "from")  # scrapers by namespace, no pod reaches gRPC or HTTP
+    clients = one(grpc, "from", "pod_selector")
+    (expression,) = clients["match_expressions"]
+    assert (expression["key"], expression["operator"], expression["values"]) == (
+        "app.kubernetes.io/name",
+        "In",
+        "${var.allowed_clients}",
+    )
+    assert labelled(module, "variable")["allowed_clients"]["default"] == ["scoring", "governance"]
+    # The labels the policy matches are the ones the fraud-service module puts on its pods.
+    (service_locals,) = parse(TF / "modules" / "fraud-service" / "main.tf")["locals"]
+    assert clients["match_labels"] == {"app.kubernetes.io/part-of": "fraud-platform"}
+    assert '"app.kubernetes.io/part-of" = "fraud-platform"' in service_locals["labels"]
+    assert service_locals["selector_labels"]["app.kubernetes.io/name"] == "${var.name}"

@@ -19,6 +19,32 @@ locals {
   claim_name = var.model_repository_claim_name != null ? var.model_repository_claim_name : kubernetes_persistent_volume_claim_v1.this[0].metadata[0].name
 
   limits = merge(var.resources.limits, var.gpu_count > 0 ? { "nvidia.com/gpu" = tostring(var.gpu_count) } : {})
+
+  # Model management (and shared memory, trace, logging) answers only requests carrying the admin key:
+  # header triton-admin-key over HTTP, triton-grpc-protocol-triton-admin-key over gRPC (fraudshared.triton_server).
+  admin_key_secret_name = var.admin_key_secret_name != null ? var.admin_key_secret_name : kubernetes_secret_v1.this[0].metadata[0].name
+  admin_key_secret_key  = "admin-key"
+  restricted_apis       = "model-repository,model-config,shared-memory,trace,logging:triton-admin-key=$(TRITON_ADMIN_KEY)"
+}
+
+# The admin key, made once: uuid() is random (crypto/rand) and the data is never re-planned. Like every
+# Secret managed here, its value is in the Terraform state; pass admin_key_secret_name to keep it out.
+resource "kubernetes_secret_v1" "this" {
+  count = var.admin_key_secret_name == null ? 1 : 0
+
+  metadata {
+    name      = "${var.name}-admin-key"
+    namespace = var.namespace
+    labels    = local.labels
+  }
+
+  data = {
+    (local.admin_key_secret_key) = replace("${uuid()}${uuid()}", "-", "")
+  }
+
+  lifecycle {
+    ignore_changes = [data]
+  }
 }
 
 resource "kubernetes_persistent_volume_claim_v1" "this" {
@@ -120,11 +146,24 @@ resource "kubernetes_deployment_v1" "this" {
           image_pull_policy = var.image_pull_policy
           command           = ["tritonserver"]
           # Explicit model control: governance loads a model only after writing its repository entry
-          # (so a half-written directory is never picked up), and unloads it on rollback.
+          # (so a half-written directory is never picked up), and unloads it on rollback. Only governance
+          # holds the admin key the load/unload APIs demand; Kubernetes expands $(TRITON_ADMIN_KEY) from env.
           args = concat([
             "--model-repository=${local.model_repository_path}",
             "--model-control-mode=explicit",
+            "--grpc-restricted-protocol=${local.restricted_apis}",
+            "--http-restricted-api=${local.restricted_apis}",
           ], var.extra_args)
+
+          env {
+            name = "TRITON_ADMIN_KEY"
+            value_from {
+              secret_key_ref {
+                name = local.admin_key_secret_name
+                key  = local.admin_key_secret_key
+              }
+            }
+          }
 
           port {
             name           = "http"
@@ -253,6 +292,55 @@ resource "kubernetes_service_v1" "this" {
       port        = local.ports.metrics
       target_port = "metrics"
       protocol    = "TCP"
+    }
+  }
+}
+
+# Only scoring (inference) and governance (model management, with the admin key) reach Triton's gRPC port;
+# the HTTP port serves the kubelet's probes only (node traffic, which NetworkPolicies do not filter on
+# common CNIs); metrics are open to the scraper namespaces.
+resource "kubernetes_network_policy_v1" "this" {
+  count = var.network_policy ? 1 : 0
+
+  metadata {
+    name      = var.name
+    namespace = var.namespace
+    labels    = local.labels
+  }
+
+  spec {
+    pod_selector {
+      match_labels = local.selector_labels
+    }
+    policy_types = ["Ingress"]
+
+    ingress {
+      from {
+        pod_selector {
+          match_labels = { "app.kubernetes.io/part-of" = "fraud-platform" }
+          match_expressions {
+            key      = "app.kubernetes.io/name"
+            operator = "In"
+            values   = var.allowed_clients
+          }
+        }
+      }
+      ports {
+        port     = tostring(local.ports.grpc)
+        protocol = "TCP"
+      }
+    }
+
+    ingress {
+      from {
+        namespace_selector {
+          match_labels = var.metrics_namespace_labels
+        }
+      }
+      ports {
+        port     = tostring(local.ports.metrics)
+        protocol = "TCP"
+      }
     }
   }
 }

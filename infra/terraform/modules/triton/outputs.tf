@@ -9,7 +9,7 @@ output "grpc_address" {
 }
 
 output "http_address" {
-  description = "Triton HTTP endpoint host:port (health, model control over HTTP)."
+  description = "Triton HTTP endpoint host:port (health; the NetworkPolicy admits no pod to it)."
   value       = "${kubernetes_service_v1.this.metadata[0].name}.${var.namespace}.svc.${var.cluster_domain}:8000"
 }
 
@@ -26,4 +26,14 @@ output "model_repository_path" {
 output "deployment_name" {
   description = "Name of the Triton Deployment."
   value       = kubernetes_deployment_v1.this.metadata[0].name
+}
+
+output "admin_key_secret_name" {
+  description = "Secret holding Triton's admin key (key admin_key_secret_key): mount it into governance only and point FRAUD_TRITON_ADMIN_KEY_FILE at the file."
+  value       = local.admin_key_secret_name
+}
+
+output "admin_key_secret_key" {
+  description = "Key of the admin key inside admin_key_secret_name (\"admin-key\")."
+  value       = local.admin_key_secret_key
 }

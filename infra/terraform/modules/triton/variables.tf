@@ -163,3 +163,31 @@ variable "cluster_domain" {
   description = "Cluster DNS domain used in the address outputs."
   default     = "cluster.local"
 }
+
+variable "admin_key_secret_name" {
+  type        = string
+  description = "Existing Secret (key \"admin-key\": 16-256 of A-Z a-z 0-9 _ -) holding Triton's admin key for model management; null creates one with a random key. Mount the same Secret into governance (FRAUD_TRITON_ADMIN_KEY_FILE)."
+  default     = null
+}
+
+variable "network_policy" {
+  type        = bool
+  description = "Create the NetworkPolicy that admits only allowed_clients to gRPC and metrics scrapers to the metrics port."
+  default     = true
+}
+
+variable "allowed_clients" {
+  type        = list(string)
+  description = "app.kubernetes.io/name of the fraud-platform pods (same namespace) that may reach Triton's gRPC port: scoring infers, governance manages models."
+  default     = ["scoring", "governance"]
+  validation {
+    condition     = length(var.allowed_clients) > 0 && alltrue([for c in var.allowed_clients : can(regex("^[a-z][a-z0-9-]*$", c))])
+    error_message = "allowed_clients must be a non-empty list of service names."
+  }
+}
+
+variable "metrics_namespace_labels" {
+  type        = map(string)
+  description = "Labels of the namespaces whose pods may scrape the metrics port (e.g. { \"kubernetes.io/metadata.name\" = \"monitoring\" }); {} admits every namespace."
+  default     = {}
+}
