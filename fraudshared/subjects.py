@@ -107,3 +107,14 @@ def features_decide_partition(partition: int) -> str:
 
 
 SCORING_RPC = "fraud.rpc.scoring.score"
+
+
+ACCESS_ALL = "fraud.access.>"
+
+
+def access_events(principal_id: str) -> str:
+    """All role grants and revocations of one principal share a subject (appends carry its expected last sequence).
+
+    The token is a hash of the principal id: names may hold characters a subject cannot (``.``, ``@``).
+    """
+    return f"fraud.access.{hashlib.sha256(principal_id.encode()).hexdigest()[:32]}"

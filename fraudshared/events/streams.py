@@ -78,6 +78,7 @@ def default_specs(duplicate_window: float = DEFAULT_DUPLICATE_WINDOW_S, replicas
         ("MONITOR", "fraud.monitor.>", "Drift and performance reports, alerts, remediation actions."),
         ("PRIVACY", "fraud.privacy.>", "Erasures (SubjectErased): which subject was forgotten, by whom, why."),
         ("QUARANTINE", "fraud.quarantine.>", "Events a reader skipped (EventQuarantined): who, where, why."),
+        ("ACCESS", "fraud.access.>", "Role grants and revocations (RoleGranted, RoleRevoked): who may do what."),
     )
     return tuple(StreamSpec(name, (subject,), text, duplicate_window, replicas) for name, subject, text in families)
 
