@@ -157,25 +157,38 @@ def migrate_shared_file(var_dir: Path, owner_of: Callable[[str], str | None]) ->
         if not legacy:
             shared.unlink(missing_ok=True)
             return []
-        plan: dict[str, dict[str, list[dict[str, str]]]] = {}
+        by_owner: dict[str, dict[str, list[dict[str, str]]]] = {}
         for path, versions in legacy.items():
-            owner = owner_of(path) or UNASSIGNED
-            current = plan.setdefault(owner, read_dev_file(target_dir / f"{owner}.json"))
-            if path not in current or current[path] == versions:
-                current[path] = versions
-                continue
-            unassigned = plan.setdefault(UNASSIGNED, read_dev_file(target_dir / f"{UNASSIGNED}.json"))
-            unassigned[f"{path}@{DEV_SECRETS_FILENAME}"] = versions
-            log.warning("secrets: %s already in %s.json with other values; kept both", path, owner)
-        for owner, data in plan.items():
-            with file_lock(target_dir / f"{owner}.json.lock"):
-                merged = {**read_dev_file(target_dir / f"{owner}.json"), **data}
-                write_dev_file(target_dir / f"{owner}.json", merged)
+            by_owner.setdefault(owner_of(path) or UNASSIGNED, {})[path] = versions
+        conflicts: dict[str, list[dict[str, str]]] = {}
+        for owner, moved in by_owner.items():
+            if owner != UNASSIGNED:
+                conflicts.update(_merge_into(target_dir / f"{owner}.json", moved))
+        leftovers = {**by_owner.get(UNASSIGNED, {}), **conflicts}
+        clash = _merge_into(target_dir / f"{UNASSIGNED}.json", leftovers) if leftovers else {}
+        if clash:
+            names = ", ".join(sorted(clash))
+            raise SecretsError(f"{names} already in {target_dir}/{UNASSIGNED}.json with other values; kept {shared}")
         _check_migrated(legacy, target_dir, owner_of)
         shared.unlink()
         shared.with_name(shared.name + ".lock").unlink(missing_ok=True)
     log.warning("secrets: split %s into %s/<service>.json (%s)", shared, target_dir, ", ".join(sorted(legacy)))
     return sorted(legacy)
+
+
+def _merge_into(file: Path, moved: Mapping[str, list[dict[str, str]]]) -> dict[str, list[dict[str, str]]]:
+    """Adds ``moved`` to ``file`` under its lock; returns what the file already held with other values."""
+    conflicts: dict[str, list[dict[str, str]]] = {}
+    with file_lock(file.with_name(file.name + ".lock")):
+        current = read_dev_file(file)
+        for path, versions in moved.items():
+            if current.get(path, versions) == versions:
+                current[path] = versions
+            else:
+                conflicts[f"{path}@{DEV_SECRETS_FILENAME}"] = versions
+                log.warning("secrets: %s already in %s with other values; kept both", path, file.name)
+        write_dev_file(file, current)
+    return conflicts
 
 
 def _check_migrated(legacy: Mapping[str, Any], target_dir: Path, owner_of: Callable[[str], str | None]) -> None:
