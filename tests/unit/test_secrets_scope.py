@@ -7,7 +7,6 @@ the shape tests/unit/test_terraform.py checks), so a refusal here is Vault's own
 from __future__ import annotations
 
 import json
-import multiprocessing
 import stat
 from pathlib import Path
 
@@ -200,5 +199,5 @@ def test_vault_refusing_the_login_names_address_and_auth_method(vault: FakeVault
         secret_store_from_env(env, service="ingest")
     message = str(err.value)
     assert vault.addr in message and "AppRole" in message and "wrong-s3cr3t" not in message
-    with pytest.raises(SecretsError, match="permission denied by Vault at .* \\(auth: token\\)"):
+    with pytest.raises(SecretsError, match=r"permission denied by Vault at .* \(auth: token\)"):
         secret_store_from_env({"VAULT_ADDR": vault.addr, "VAULT_TOKEN": "hvs.not-valid"}, service="ingest")
