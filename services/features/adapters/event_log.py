@@ -69,10 +69,14 @@ class JetStreamFeatureLog:
         )
 
     async def append_label(self, event: events.LabelApplied) -> tuple[events.LabelApplied | None, int]:
+        # One LabelApplied per LABELS sequence (a transaction may have corrections): the sequence is the last
+        # subject token, so the once-only key of replay and audit is (label, "<transaction id>.<sequence>").
+        # (fraudshared.subjects.label_applied does not take the sequence yet: it is added here.)
+        subject = f"{subjects.label_applied(subjects.card_key(event), event.transaction_id)}.{event.labels_sequence}"
         return await self._once.append_once_at(
             event,
-            business_id=f"label:{event.transaction_id}",
-            subject=subjects.label_applied(subjects.card_key(event), event.transaction_id),
+            business_id=f"label:{event.transaction_id}:{event.labels_sequence}",
+            subject=subject,
             stream=FEATURES,
             time=event.reported_at.ToDatetime(tzinfo=UTC),
         )
@@ -161,7 +165,11 @@ async def _chunks(events: AsyncIterator[StoredEvent], size: int) -> AsyncIterato
 
 
 def _once_key(subject: str) -> tuple[str, str] | None:
-    """(kind, transaction id) of a per-transaction subject ``fraud.features.<kind>.<partition>.<id>``."""
+    """(kind, id) of a once-only subject ``fraud.features.<kind>.<partition>.<id>``.
+
+    The id is the transaction id, or ``<transaction id>.<LABELS sequence>`` for a LabelApplied since label
+    corrections (one per label that took effect).
+    """
     parts = subject.split(".", 4)
     return (parts[2], parts[4]) if len(parts) == 5 else None
 

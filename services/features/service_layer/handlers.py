@@ -2,7 +2,10 @@
 
 State is the fold of the FEATURES stream in order: FeatureVectorComputed (each carries the transaction's
 card, terminal, amount, location and event time) and LabelApplied (a delayed label, recorded where this
-owner folded it, so a replay sees it at the same point). A restart loads the latest snapshot (state + the
+owner folded it, so a replay sees it at the same point). A transaction may be labelled several times: a
+label is applied only when it takes effect by precedence (`fraudshared.features.labels`, against the label
+in force, which the fold of LabelApplied rebuilds), so a correction reaches the state and an outranked
+label does not. A restart loads the latest snapshot (state + the
 last stream sequence it covers) and replays the FEATURES stream after that sequence, so it reaches the same
 state.
 
@@ -24,6 +27,7 @@ from typing import Any
 from fraud.events.v1 import transaction_events_pb2 as events
 from fraud.features.v1 import feature_service_pb2 as features
 from fraudshared.features import FEATURE_NAMES, FEATURE_SET_VERSION, FeatureEngine, Transaction
+from fraudshared.features import labels as precedence
 from fraudshared.features import recorded as recorded_events
 from fraudshared.subjects import card_key
 from services.features.service_layer.ports import FeatureLog, SnapshotStore
@@ -42,6 +46,8 @@ class FeatureState:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_seq: int = 0
     labels_seq: int = 0  # the newest LABELS stream sequence folded (where a restarted label follower resumes)
+    # The label in force per labelled transaction (what a later label must match or outrank).
+    labels: dict[str, precedence.LabelFact] = field(default_factory=dict)
     applied: int = 0
     pending: set[Append] = field(default_factory=set)
     stale: bool = False  # an optimistic fold turned out wrong: rebuild before the next computation
@@ -77,6 +83,7 @@ class FeatureState:
         recorded_events.fold(self.engine, event)
         if isinstance(event, events.LabelApplied):
             self.labels_seq = max(self.labels_seq, event.labels_sequence)
+            self.labels[event.transaction_id] = precedence.fact_of(event)
         else:
             self.remember(event.transaction_id, list(event.values))
         self.last_seq = max(self.last_seq, seq)
@@ -92,6 +99,7 @@ class FeatureState:
             "labels_seq": self.labels_seq,
             "partitions": partitions,
             "engine": self.engine.to_dict(),
+            "labels": {tx: [f.is_fraud, f.source, f.principal] for tx, f in self.labels.items()},
         }
 
     @classmethod
@@ -100,6 +108,8 @@ class FeatureState:
             engine=FeatureEngine.from_dict(snapshot["engine"]),
             last_seq=int(snapshot["last_seq"]),
             labels_seq=int(snapshot.get("labels_seq", 0)),
+            # A snapshot from before label precedence has no "labels": KeyError, so the log is replayed.
+            labels={tx: precedence.LabelFact(bool(f), int(s), str(p)) for tx, (f, s, p) in snapshot["labels"].items()},
         )
 
 
@@ -164,14 +174,22 @@ async def compute_features(
 
 
 async def apply_label(label: events.LabelReported, labels_seq: int, state: FeatureState, log: FeatureLog) -> bool:
-    """Fold a delayed label into terminal and card state and record where (False when already folded)."""
+    """Fold a delayed label into terminal and card state if it takes effect, and record where.
+
+    Returns False when it was already folded or does not take effect (outranked by the label in force).
+    """
+    label = precedence.upcast(label)
     async with state.lock:
         if state.stale:
             await _reset(state, log)
         if labels_seq <= state.labels_seq:
             return False
+        _, outcome = precedence.apply(state.labels.get(label.transaction_id), precedence.fact_of(label))
+        if not outcome.takes_effect:
+            state.labels_seq = labels_seq  # decided again the same way if a restart reads it again
+            return False
         event = events.LabelApplied(
-            schema_version=SCHEMA_VERSION,
+            schema_version=precedence.LABEL_SCHEMA_VERSION,
             transaction_id=label.transaction_id,
             card_token=label.card_token,
             subject_id=label.subject_id,
@@ -180,6 +198,8 @@ async def apply_label(label: events.LabelReported, labels_seq: int, state: Featu
             is_fraud=label.is_fraud,
             reported_at=label.reported_at,
             labels_sequence=labels_seq,
+            label_source=label.label_source,
+            principal=label.principal,
         )
         append = asyncio.ensure_future(log.append_label(event))
         state.track(append)
@@ -196,11 +216,12 @@ async def _reset(state: FeatureState, log: FeatureLog) -> None:
     """
     await state.settle()
     fresh = await rebuild(log, state.snapshots, state.partitions)
-    state.engine, state.recent, state.last_seq, state.labels_seq, state.applied = (
+    state.engine, state.recent, state.last_seq, state.labels_seq, state.labels, state.applied = (
         fresh.engine,
         fresh.recent,
         fresh.last_seq,
         fresh.labels_seq,
+        fresh.labels,
         fresh.applied,
     )
     state.stale = False

@@ -19,7 +19,7 @@ class FeatureLog(Protocol):
         ...
 
     async def append_label(self, event: events.LabelApplied) -> tuple[events.LabelApplied | None, int]:
-        """Append; (None, seq) when appended now, else (the label recorded for that transaction, its seq)."""
+        """Append; (None, seq) when appended now, else (the one recorded for its LABELS sequence, its seq)."""
         ...
 
     def replay(self, from_seq: int = 1) -> AsyncIterator[tuple[int, Recorded]]:
