@@ -1,8 +1,11 @@
 """``fraudctl audit ...``: the typer app, its shared options, and how every audit command runs (docs/audit.md).
 
 The log is read directly from NATS (``--nats``, else the running platform's ``FRAUD_NATS_URL`` under
-``--var-dir``); verifying keys come from the secrets port (every version of ``audit-signing``), or from
-``--public-key``. Every run is itself recorded on the AUDIT stream as AuditCommandRun (who, what, when, exit).
+``--var-dir``), over TLS for a ``tls://`` URL, as the development auditor (read-only) unless the global
+``fraudctl --as NAME`` or FRAUD_CREDENTIAL names another certificate. Verifying keys come from the secrets
+port (every version of ``audit-signing``), or from ``--public-key``. Every run is recorded on the AUDIT
+stream as AuditCommandRun (who, what, when, exit) where the caller may append there; on the platform's
+NATS only the notary writes AUDIT, so a read-only auditor's run says it was not recorded.
 The commands live by concept: ``audit_verify_cli`` (verify, prove), ``audit_replay_cli`` (replay),
 ``audit_explain_cli`` (explain), ``audit_timeline_cli`` (timeline); importing them at the end registers them.
 
@@ -20,7 +23,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import nats
 import typer
@@ -29,6 +32,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from fraud.events.v1 import audit_events_pb2 as audit_pb
+from fraudctl import caller
 from fraudctl.procfile import running_nats_url
 from fraudshared.audit.check import AuditInputError
 from fraudshared.audit.jetstream import AuditReadError
@@ -86,19 +90,24 @@ def run_audit(ctx: typer.Context, nats_url: str | None, var_dir: Path, actor: st
     """Connects, runs ``body``, records the run on AUDIT, prints errors as one line, exits with the code."""
     try:
         url = _nats_url(nats_url, var_dir)
-        code = asyncio.run(_session(ctx, url, actor or os.environ.get("USER") or "unknown", body))
+        try:
+            tls = caller.nats_tls(var_dir) if url.startswith("tls://") else {}
+        except caller.CredentialError as exc:
+            raise AuditCliError(str(exc), UNAVAILABLE) from None
+        who = actor or caller.as_name() or os.environ.get("USER") or "unknown"
+        code = asyncio.run(_session(ctx, url, who, body, tls))
     except AuditCliError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         code = exc.code
     raise typer.Exit(code)
 
 
-async def _session(ctx: typer.Context, url: str, actor: str, body: Body) -> int:
+async def _session(ctx: typer.Context, url: str, actor: str, body: Body, tls: dict[str, Any]) -> int:
     try:
         async with asyncio.timeout(10):
             # max_reconnect_attempts=0 would make nats.py retry the first connect forever; error_cb keeps it quiet.
             nc = await nats.connect(
-                url, connect_timeout=3, max_reconnect_attempts=1, reconnect_time_wait=0.1, error_cb=_quiet
+                url, connect_timeout=3, max_reconnect_attempts=1, reconnect_time_wait=0.1, error_cb=_quiet, **tls
             )
     except Exception as exc:  # nats raises several unrelated types for "cannot connect"
         raise AuditCliError(f"cannot connect to NATS at {url}: {exc or type(exc).__name__}", UNAVAILABLE) from None

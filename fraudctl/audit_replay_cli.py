@@ -10,6 +10,7 @@ from nats.js import JetStreamContext
 from rich.markup import escape
 from rich.table import Table
 
+from fraudctl import caller
 from fraudctl.audit_cli import (
     FAILED,
     OK,
@@ -52,8 +53,9 @@ class DirectoryArtifacts:
 class GovernanceArtifacts:
     """Artifacts by content address from governance (GetModelArtifact)."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, var_dir: Path) -> None:
         self._address = address
+        self._var_dir = var_dir
 
     def fetch(self, sha256: str) -> bytes:
         import grpc
@@ -64,14 +66,15 @@ class GovernanceArtifacts:
 
         options = [("grpc.max_receive_message_length", 64 << 20)]
         try:
-            with grpc.insecure_channel(self._address, options=options) as channel:
+            # As the auditor unless --as / FRAUD_CREDENTIAL say otherwise: GetModelArtifact needs a granted role.
+            with caller.channel(self._address, self._var_dir, default=caller.READ_ONLY, options=options) as channel:
                 request = gov.GetModelArtifactRequest(sha256=sha256)
                 return bytes(gov_grpc.GovernanceServiceStub(channel).GetModelArtifact(request, timeout=30).content)
         except grpc.RpcError as exc:
-            code = exc.code().name if hasattr(exc, "code") else "UNKNOWN"
-            raise ReplayError(
-                f"governance at {self._address} did not return artifact {sha256[:12]}...: {code}"
-            ) from None
+            why = caller.explain_rpc_error(exc)
+            raise ReplayError(f"governance at {self._address} did not return {sha256[:12]}...: {why}") from None
+        except caller.CredentialError as exc:
+            raise ReplayError(f"cannot call governance for artifact {sha256[:12]}...: {exc}") from None
 
 
 def _artifacts(
@@ -80,13 +83,13 @@ def _artifacts(
     if artifact_dir is not None:
         return DirectoryArtifacts(artifact_dir)
     if governance:
-        return GovernanceArtifacts(governance)
+        return GovernanceArtifacts(governance, var_dir)
     plan = load_plan(var_dir)
     if plan is None or "governance" not in plan.components:
         raise AuditInputError(
             "no running governance to fetch model artifacts from: pass --governance or --artifact-dir"
         )
-    return GovernanceArtifacts(plan.address("governance"))
+    return GovernanceArtifacts(plan.address("governance"), var_dir)
 
 
 def _partitions(spec: str) -> set[int] | None:

@@ -10,20 +10,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
+import grpc
 import typer
 from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from fraudctl import runtime
+from fraudctl import caller, runtime
 from fraudctl.procfile import ALL
 from fraudml.errors import FraudMLError
+from fraudshared.config import ConfigError
 
 console = Console()
 err_console = Console(stderr=True)
 
 # Extend with other commands' own error types (each should carry a one-line message).
-FRIENDLY_ERRORS: tuple[type[Exception], ...] = (runtime.RuntimeErrorWithHint, FraudMLError)
+FRIENDLY_ERRORS: tuple[type[Exception], ...] = (
+    runtime.RuntimeErrorWithHint,
+    FraudMLError,
+    caller.CredentialError,
+    ConfigError,
+)
 
 
 class _FriendlyErrors(TyperGroup):
@@ -37,6 +44,10 @@ class _FriendlyErrors(TyperGroup):
             for line in getattr(exc, "details", ()):
                 err_console.print(line, markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
+        except grpc.RpcError as exc:  # a refused or failed call: what and why, on one line
+            message = escape(caller.explain_rpc_error(exc))
+            err_console.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
 
 
 app = typer.Typer(
@@ -45,6 +56,23 @@ app = typer.Typer(
     add_completion=False,
     help="Run and operate the card-fraud platform locally.",
 )
+
+
+@app.callback()
+def main(
+    as_name: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            metavar="NAME",
+            help="Call as the development principal NAME (<var>/credentials/NAME: scorer, approver, admin...); "
+            "else FRAUD_CREDENTIAL (a dir with ca.pem cert.pem key.pem) or FRAUD_TOKEN_FILE (a JWT).",
+        ),
+    ] = None,
+) -> None:
+    """Run and operate the card-fraud platform locally."""
+    caller.set_as(as_name)
+
 
 VarDir = Annotated[
     Path, typer.Option("--var-dir", envvar="FRAUD_VAR_DIR", help="State, logs and run files.", show_default=True)

@@ -3,6 +3,10 @@
 up (nats-server, tritonserver, five services) -> generate a synthetic card history -> train LightGBM ->
 ONNX -> register, approve and deploy to Triton through the governance service -> stream transactions
 through IngestService.ScoreTransaction over gRPC -> print decisions, latency, events per stream -> down.
+
+Each step calls as the development principal whose role it needs (`fraudctl up` issued and granted them):
+model-owner registers and deploys, approver and approver-2 sign off (four eyes), scorer streams the
+transactions, labeler reports the chargebacks, and the auditor (read-only) counts the events on NATS.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from fraud.governance.v1 import governance_service_pb2 as gov
 from fraud.governance.v1 import governance_service_pb2_grpc as gov_grpc
 from fraud.ingest.v1 import ingest_service_pb2 as ingest
 from fraud.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
-from fraudctl import runtime
+from fraudctl import caller, runtime
 from fraudctl.model_messages import register_request
 from fraudctl.procfile import Plan
 from fraudml.artifacts import build_metadata
@@ -76,10 +80,10 @@ def to_request(row: pd.Series, run_id: str) -> ingest.ScoreTransactionRequest:
     return request
 
 
-async def report_due_labels(address: str, frauds: pd.DataFrame, now: pd.Timestamp, run_id: str) -> int:
-    """Report the chargebacks of streamed frauds whose label delay has passed by (simulated) time `now`."""
+async def report_due_labels(address: str, var_dir: Path, frauds: pd.DataFrame, now: pd.Timestamp, run_id: str) -> int:
+    """Report (as the labeler) the chargebacks of streamed frauds whose label delay has passed by time `now`."""
     due = frauds[frauds["tx_time"] + LABEL_DELAY <= now]
-    async with grpc.aio.insecure_channel(address) as ch:
+    async with caller.aio_channel(address, var_dir, "labeler") as ch:
         stub = ingest_grpc.IngestServiceStub(ch)
         for row in due.itertuples():
             request = ingest.ReportLabelRequest(transaction_id=f"{run_id}-{row.tx_id}", is_fraud=True, source="demo")
@@ -88,19 +92,23 @@ async def report_due_labels(address: str, frauds: pd.DataFrame, now: pd.Timestam
     return len(due)
 
 
-async def stream_with_labels(address: str, tail: pd.DataFrame, run_id: str, out: DemoResult) -> None:
+async def stream_with_labels(address: str, var_dir: Path, tail: pd.DataFrame, run_id: str, out: DemoResult) -> None:
     """Stream day by day; after each day, report the labels that became due (the label delay has passed)."""
     frauds = tail[tail["is_fraud"] == 1]
     for day, rows in tail.groupby(tail["tx_time"].dt.floor("D"), sort=True):
-        await stream(address, [to_request(row, run_id) for row in rows.itertuples()], 16, out)
-        reported = await report_due_labels(address, frauds, day + pd.Timedelta(days=1), run_id)
+        await stream(address, var_dir, [to_request(row, run_id) for row in rows.itertuples()], 16, out)
+        reported = await report_due_labels(address, var_dir, frauds, day + pd.Timedelta(days=1), run_id)
         frauds = frauds[frauds["tx_time"] + LABEL_DELAY > day + pd.Timedelta(days=1)]
         out.labels_reported += reported
 
 
-async def deploy(address: str, result: TrainResult, console: Console) -> tuple[str, float]:
-    """Register -> approve (twice) -> deploy as champion; returns the version and register->serving milliseconds."""
-    async with grpc.aio.insecure_channel(address, options=[("grpc.max_send_message_length", 64 << 20)]) as ch:
+async def deploy(address: str, var_dir: Path, result: TrainResult) -> tuple[str, float]:
+    """Register -> approve (twice) -> deploy as champion; returns the version and register->serving milliseconds.
+
+    The model-owner registers and deploys; approver and approver-2 are the four eyes (neither the registrant).
+    """
+    options = [("grpc.max_send_message_length", 64 << 20)]
+    async with caller.aio_channel(address, var_dir, "model-owner", options=options) as ch:
         stub = gov_grpc.GovernanceServiceStub(ch)
         existing = await stub.ListModels(gov.ListModelsRequest(model_name=MODEL_NAME))
         version = f"1.0.{len(existing.models)}"
@@ -108,34 +116,30 @@ async def deploy(address: str, result: TrainResult, console: Console) -> tuple[s
             result, model_name=MODEL_NAME, version=version, dataset={"source": "demo"}, code_revision=code_revision()
         )
         request = register_request(
-            metadata, result.model_onnx_bytes, result.explainer_model_text.encode(),
-            name=MODEL_NAME, version=version, by="demo-data-scientist",
-        )  # fmt: skip
+            metadata, result.model_onnx_bytes, result.explainer_model_text.encode(), name=MODEL_NAME, version=version
+        )
         started = time.perf_counter()
         await stub.RegisterModel(request)
-        for approver in ("demo-risk-officer", "demo-model-validator"):  # four eyes: two approvers, not the registrant
-            await stub.ApproveModel(gov.ApproveModelRequest(model_name=MODEL_NAME, version=version, approver=approver))
+        for approver in ("approver", "approver-2"):  # four eyes: two approvers, not the registrant
+            async with caller.aio_channel(address, var_dir, approver) as approving:
+                approve = gov.ApproveModelRequest(model_name=MODEL_NAME, version=version)
+                await gov_grpc.GovernanceServiceStub(approving).ApproveModel(approve)
         await stub.DeployModel(
-            gov.DeployModelRequest(
-                model_name=MODEL_NAME,
-                version=version,
-                role=model_events.DEPLOYMENT_ROLE_CHAMPION,
-                deployed_by="demo-ml-engineer",
-            )
+            gov.DeployModelRequest(model_name=MODEL_NAME, version=version, role=model_events.DEPLOYMENT_ROLE_CHAMPION)
         )
         return version, (time.perf_counter() - started) * 1000
 
 
 async def stream(
-    address: str, requests: list[ingest.ScoreTransactionRequest], concurrency: int, out: DemoResult
+    address: str, var_dir: Path, requests: list[ingest.ScoreTransactionRequest], concurrency: int, out: DemoResult
 ) -> None:
-    """Send every request through ScoreTransaction with at most `concurrency` in flight."""
+    """Send (as the scorer) every request through ScoreTransaction with at most `concurrency` in flight."""
     queue: asyncio.Queue[ingest.ScoreTransactionRequest] = asyncio.Queue()
     for request in requests:
         queue.put_nowait(request)
     with Progress(transient=True) as progress:
         task = progress.add_task("scoring transactions", total=len(requests))
-        async with grpc.aio.insecure_channel(address) as ch:
+        async with caller.aio_channel(address, var_dir, "scorer") as ch:
             stub = ingest_grpc.IngestServiceStub(ch)
 
             async def worker() -> None:
@@ -157,8 +161,9 @@ async def stream(
             out.elapsed_s += time.perf_counter() - started
 
 
-async def count_events(nats_url: str) -> dict[str, int]:
-    nc = await nats.connect(nats_url)
+async def count_events(nats_url: str, var_dir: Path) -> dict[str, int]:
+    """Messages per stream, read as the auditor (read-only) over TLS."""
+    nc = await nats.connect(nats_url, **caller.nats_tls(var_dir, caller.READ_ONLY))
     try:
         js = nc.jetstream()
         return {spec.name: (await js.stream_info(spec.name)).state.messages for spec in default_specs()}
@@ -178,14 +183,14 @@ async def run_with_plan(plan: Plan, console: Console, transactions: int, custome
         shown = {k: metrics[k] for k in ("auc_roc", "average_precision", "card_precision_at_100") if k in metrics}
         console.print(f"{label}: " + ", ".join(f"{k}={v:.3f}" for k, v in shown.items()))
     with console.status("registering, approving and deploying to Triton"):
-        out.model_version, out.deploy_ms = await deploy(plan.address("governance"), result, console)
+        out.model_version, out.deploy_ms = await deploy(plan.address("governance"), plan.var_dir, result)
     console.print(f"{MODEL_NAME} {out.model_version} serving in Triton {out.deploy_ms:.0f} ms after registration")
     await asyncio.sleep(1.0)  # scoring follows the MODELS stream; give it a moment to see the new champion
     tail = df.tail(transactions)
     out.pans = set(tail.card_pan)
     run_id = uuid.uuid4().hex[:8]
-    await stream_with_labels(plan.address("ingest"), tail, run_id, out)
-    out.stream_counts = await count_events(plan.env["FRAUD_NATS_URL"])
+    await stream_with_labels(plan.address("ingest"), plan.var_dir, tail, run_id, out)
+    out.stream_counts = await count_events(plan.env["FRAUD_NATS_URL"], plan.var_dir)
     return out
 
 
@@ -216,7 +221,7 @@ def audit_verify(var_dir: Path, console: Console) -> None:
     The notary seals every FRAUD_NOTARY_EVERY_N events or FRAUD_NOTARY_EVERY_S seconds, so the newest events
     of a short run are reported as not yet sealed; everything sealed is re-hashed and its signature checked.
     """
-    cmd = [sys.executable, "-m", "fraudctl", "audit", "verify", "--var-dir", str(var_dir), "--actor", "demo"]
+    cmd = [sys.executable, "-m", "fraudctl", "--as", "auditor", "audit", "verify", "--var-dir", str(var_dir)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
     console.print(done.stdout.rstrip() or done.stderr.rstrip(), markup=False, highlight=False)
 
@@ -235,7 +240,7 @@ def run_demo(
         try:
             out = asyncio.run(run_with_plan(plan, console, transactions, customers, days))
         except grpc.aio.AioRpcError as exc:
-            raise runtime.RuntimeErrorWithHint(f"demo: a service answered {exc.code().name}: {exc.details()}") from exc
+            raise runtime.RuntimeErrorWithHint(f"demo: {caller.explain_rpc_error(exc)}") from None
         render(out, console)
         audit_verify(var_dir, console)
         return out

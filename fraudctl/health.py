@@ -1,7 +1,9 @@
 """Health probes for the local runtime's components.
 
 NATS: its monitoring ``/healthz``; Triton: ``/v2/health/ready``; our services: ``grpc.health.v1`` Check of the
-overall service ``""``. `LIVENESS` and `READINESS_HTTP` list what the watchdog (`fraudctl.watchdog`) polls.
+overall service ``""``. Check needs no role, but the services' port takes TLS with a client certificate
+only, so the probe presents the development auditor's (`probe_credential`). `LIVENESS` and `READINESS_HTTP`
+list what the watchdog (`fraudctl.watchdog`) polls.
 """
 
 from __future__ import annotations
@@ -9,8 +11,13 @@ from __future__ import annotations
 import socket
 import urllib.error
 import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fraudctl.procfile import HOST, Component
+from fraudctl.procfile import HOST, Component, Paths
+
+if TYPE_CHECKING:
+    from fraudshared.identity.pki import CredentialFiles
 
 SERVING = "SERVING"
 NOT_SERVING = "NOT_SERVING"
@@ -26,12 +33,23 @@ READINESS_HTTP: dict[str, tuple[str, str]] = {"triton": ("http", "/v2/health/rea
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def probe(component: Component, timeout: float = 1.0) -> str:
+PROBE_CREDENTIAL = "auditor"  # read-only, and always issued by `fraudctl up`
+
+
+def probe_credential(var_dir: Path) -> CredentialFiles:
+    """The client certificate the gRPC health probe presents (``<var>/credentials/auditor``)."""
+    from fraudshared.identity.pki import CredentialFiles
+
+    return CredentialFiles.in_dir(Paths(var_dir).credentials_dir / PROBE_CREDENTIAL)
+
+
+def probe(component: Component, timeout: float = 1.0, tls: CredentialFiles | None = None) -> str:
     """Asks a component whether it is ready.
 
     Args:
         component: The component, from the plan.
         timeout: Seconds to wait for an answer.
+        tls: The client certificate for a service's gRPC port (`probe_credential`); without one, plaintext.
 
     Returns:
         `SERVING` (ready), `NOT_SERVING` (answers, not ready) or `DOWN` (nothing listening).
@@ -42,7 +60,7 @@ def probe(component: Component, timeout: float = 1.0) -> str:
         return probe_http(component.ports["monitor"], "/healthz", timeout)
     if component.name == "triton":
         return probe_http(component.ports["http"], "/v2/health/ready", timeout)
-    return _probe_grpc(component.port, timeout)
+    return _probe_grpc(component.port, timeout, tls)
 
 
 def _listening(port: int, timeout: float) -> bool:
@@ -72,11 +90,21 @@ def check_http(port: int, path: str, timeout: float) -> tuple[str, str]:
         return NOT_SERVING, str(exc) or type(exc).__name__
 
 
-def _probe_grpc(port: int, timeout: float) -> str:
+def _probe_grpc(port: int, timeout: float, tls: CredentialFiles | None) -> str:
     import grpc  # Imported here: grpc costs startup time that `fraudctl logs` and `down` don't need.
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(f"{HOST}:{port}", options=[("grpc.enable_http_proxy", 0)]) as channel:
+    address, options = f"{HOST}:{port}", [("grpc.enable_http_proxy", 0)]
+    if tls is None:
+        channel = grpc.insecure_channel(address, options=options)
+    else:
+        from fraudshared.identity.tls import channel_credentials
+
+        try:
+            channel = grpc.secure_channel(address, channel_credentials(tls), options=options)
+        except OSError:  # the credential is not there (yet): nothing can be asked
+            return NOT_SERVING
+    with channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=timeout

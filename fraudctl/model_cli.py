@@ -1,14 +1,15 @@
 """``fraudctl model ...``: the model registry from the command line, over the governance gRPC service.
 
 The service's address is ``--governance host:port`` or, by default, the governance component of the runtime
-that ``fraudctl up`` started under ``--var-dir``. A gRPC error prints one line (status code and details) and
-exits 1, without a traceback.
+that ``fraudctl up`` started under ``--var-dir``. Every call is made as the authenticated caller (the global
+``fraudctl --as NAME``, FRAUD_CREDENTIAL or FRAUD_TOKEN_FILE: `fraudctl.caller`), and that principal is the
+registrant, approver or deployer the registry records: there are no actor options. A gRPC error prints one
+line (status code, details and what to do) and exits 1, without a traceback.
 """
 
 from __future__ import annotations
 
 import functools
-import getpass
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from fraud.common.v1 import decision_pb2 as common
 from fraud.events.v1 import model_events_pb2 as events_pb
 from fraud.governance.v1 import governance_service_pb2 as pb
 from fraud.governance.v1 import governance_service_pb2_grpc as pb_grpc
+from fraudctl import caller
 from fraudctl.model_messages import (
     ModelCliError,
     card_lineage,
@@ -41,7 +43,6 @@ app = typer.Typer(no_args_is_help=True, help="Model registry: register, approve,
 out = Console()
 err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
-ME = getpass.getuser()  # the default actor of register/deploy/promote/rollback
 MAX_MESSAGE = 64 * 1024 * 1024
 ROLES = {"champion": events_pb.DEPLOYMENT_ROLE_CHAMPION, "canary": events_pb.DEPLOYMENT_ROLE_CANARY}
 ROLES["shadow"] = events_pb.DEPLOYMENT_ROLE_SHADOW
@@ -51,7 +52,20 @@ Governance = Annotated[
     typer.Option("--governance", envvar="FRAUD_GOVERNANCE_ADDR", help="host:port; default: the running runtime's."),
 ]
 VarDir = Annotated[Path, typer.Option("--var-dir", envvar="FRAUD_VAR_DIR", help="Runtime state (`fraudctl up`).")]
-Actor = Annotated[str, typer.Option(help="Who acts (recorded in the event).")]
+
+
+def _no_actor_option(value: str | None) -> str | None:
+    """The old actor options (--approver, --registered-by...) are refused: the registry records the caller."""
+    if value is not None:
+        raise typer.BadParameter("the actor is the authenticated caller: use `fraudctl --as NAME ...`")
+    return value
+
+
+def _actor_option(name: str) -> Any:
+    return typer.Option(name, hidden=True, callback=_no_actor_option, help="Removed: the actor is the caller.")
+
+
+OldActor = str | None
 
 
 def _friendly(command: F) -> F:
@@ -62,10 +76,8 @@ def _friendly(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except grpc.RpcError as exc:
-            code = exc.code().name if hasattr(exc, "code") else "UNKNOWN"
-            details = exc.details() if hasattr(exc, "details") else str(exc)
-            err.print(f"[red]error:[/] {code}: {escape(details or '')}", highlight=False, soft_wrap=True)
-        except ModelCliError as exc:
+            err.print(f"[red]error:[/] {escape(caller.explain_rpc_error(exc))}", highlight=False, soft_wrap=True)
+        except (ModelCliError, caller.CredentialError) as exc:
             err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
@@ -85,7 +97,7 @@ def governance_address(governance: str | None, var_dir: Path) -> str:
 @contextmanager
 def _stub(governance: str | None, var_dir: Path) -> Iterator[pb_grpc.GovernanceServiceStub]:
     options = [("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)]
-    with grpc.insecure_channel(governance_address(governance, var_dir), options=options) as channel:
+    with caller.channel(governance_address(governance, var_dir), var_dir, options=options) as channel:
         yield pb_grpc.GovernanceServiceStub(channel)
 
 
@@ -126,13 +138,13 @@ def register(
     from_dir: Annotated[Path, typer.Option("--from", help="A training run: models/<dir> from `fraudctl train`.")],
     name: Annotated[str | None, typer.Option(help="Model name (default: metadata.json's).")] = None,
     version: Annotated[str | None, typer.Option(help="Semantic version (default: metadata.json's).")] = None,
-    registered_by: Actor = ME,
+    registered_by: Annotated[OldActor, _actor_option("--registered-by")] = None,
     governance: Governance = None,
     var_dir: VarDir = Path("var"),
 ) -> None:
     """Register a trained model (ONNX + explainer + lineage); governance validates it on the way in."""
     metadata, onnx_model, explainer = read_training_run(from_dir)
-    request = register_request(metadata, onnx_model, explainer, name=name, version=version, by=registered_by)
+    request = register_request(metadata, onnx_model, explainer, name=name, version=version)
     with _stub(governance, var_dir) as stub:
         model = stub.RegisterModel(request).model
     out.print(_summary(model, f"registered {model.model_name} {model.version}"))
@@ -143,14 +155,14 @@ def register(
 def approve(
     name: str,
     version: str,
-    approver: Annotated[str, typer.Option(help="Who signs off (not the registrant; two are needed).")],
     comment: Annotated[str, typer.Option(help="Justification.")] = "",
+    approver: Annotated[OldActor, _actor_option("--approver")] = None,
     governance: Governance = None,
     var_dir: VarDir = Path("var"),
 ) -> None:
-    """Sign off a validated version (four eyes: two distinct approvers, neither the registrant)."""
+    """Sign off a validated version as the caller (four eyes: two distinct approvers, neither the registrant)."""
     with _stub(governance, var_dir) as stub:
-        request = pb.ApproveModelRequest(model_name=name, version=version, approver=approver, comment=comment)
+        request = pb.ApproveModelRequest(model_name=name, version=version, comment=comment)
         model = stub.ApproveModel(request).model
     out.print(f"{name} {version}: {stage_name(model.stage)}, approved by {', '.join(model.approvers)}")
 
@@ -162,7 +174,7 @@ def deploy(
     version: str,
     role: Annotated[str, typer.Option(help="champion, canary or shadow.")] = "champion",
     canary_percent: Annotated[int, typer.Option(min=0, max=100, help="Traffic share of a canary (1-100).")] = 0,
-    deployed_by: Actor = ME,
+    deployed_by: Annotated[OldActor, _actor_option("--deployed-by")] = None,
     governance: Governance = None,
     var_dir: VarDir = Path("var"),
 ) -> None:
@@ -171,7 +183,7 @@ def deploy(
         raise ModelCliError(f"--role must be one of {', '.join(ROLES)}, got {role!r}")
     with _stub(governance, var_dir) as stub:
         request = pb.DeployModelRequest(
-            model_name=name, version=version, role=ROLES[role], canary_percent=canary_percent, deployed_by=deployed_by
+            model_name=name, version=version, role=ROLES[role], canary_percent=canary_percent
         )
         response = stub.DeployModel(request)
     since = datetime.now(UTC) - response.model.registered_at.ToDatetime(UTC)
@@ -186,14 +198,14 @@ def deploy(
 def promote(
     name: str,
     version: str,
-    promoted_by: Actor = ME,
     reason: Annotated[str, typer.Option(help="Why.")] = "",
+    promoted_by: Annotated[OldActor, _actor_option("--promoted-by")] = None,
     governance: Governance = None,
     var_dir: VarDir = Path("var"),
 ) -> None:
     """Make a deployed canary or shadow the champion (the old champion retires and is unloaded)."""
     with _stub(governance, var_dir) as stub:
-        request = pb.PromoteModelRequest(model_name=name, version=version, promoted_by=promoted_by, reason=reason)
+        request = pb.PromoteModelRequest(model_name=name, version=version, reason=reason)
         model = stub.PromoteModel(request).model
     out.print(f"{name} {model.version} is the champion")
 
@@ -202,14 +214,14 @@ def promote(
 @_friendly
 def rollback(
     name: str,
-    rolled_back_by: Actor = ME,
     reason: Annotated[str, typer.Option(help="Why.")] = "",
+    rolled_back_by: Annotated[OldActor, _actor_option("--rolled-back-by")] = None,
     governance: Governance = None,
     var_dir: VarDir = Path("var"),
 ) -> None:
     """Restore the previous champion (reloaded and warmed first); the current one retires."""
     with _stub(governance, var_dir) as stub:
-        request = pb.RollbackModelRequest(model_name=name, rolled_back_by=rolled_back_by, reason=reason)
+        request = pb.RollbackModelRequest(model_name=name, reason=reason)
         model = stub.RollbackModel(request).model
     out.print(f"{name} rolled back: {model.version} is the champion again")
 

@@ -76,9 +76,12 @@ def _by_feature(value: Mapping[str, Any]) -> events_pb.ReferenceProfile:
 
 
 def register_request(
-    metadata: Mapping[str, Any], onnx_model: bytes, explainer: bytes, *, name: str | None, version: str | None, by: str
+    metadata: Mapping[str, Any], onnx_model: bytes, explainer: bytes, *, name: str | None, version: str | None
 ) -> pb.RegisterModelRequest:
-    """The RegisterModel request for a training run (keys read defensively; see docs/models.md)."""
+    """The RegisterModel request for a training run (keys read defensively; see docs/models.md).
+
+    The registrant is not a field: governance records the authenticated caller.
+    """
     thresholds = _first(metadata, "thresholds", default={}) or {}
     model_name = name or _first(metadata, "model_name", "name")
     model_version = version or _first(metadata, "version", "model_version")
@@ -99,7 +102,6 @@ def register_request(
         params={str(k): str(v) for k, v in (_first(metadata, "params", default={}) or {}).items()},
         metrics=metrics,
         thresholds=common.Thresholds(review=float(thresholds["review"]), decline=float(thresholds["decline"])),
-        registered_by=by,
         data_split=_split(_first(metadata, "data_split", "split", default={})),
     )
     profile = _profile(_first(metadata, "reference_profile", default=None))

@@ -83,6 +83,30 @@ class Paths:
     def backend_dir(self) -> Path:
         return self.var_dir / "triton" / "backends"
 
+    @property
+    def pki_dir(self) -> Path:
+        """The development CA (``ca.pem``, ``ca-key.pem``) and, under ``services/``, the platform's certificates."""
+        return self.var_dir / "pki"
+
+    def service_pki(self, name: str) -> Path:
+        """``ca.pem``, ``cert.pem``, ``key.pem`` of ``service:<name>`` (a service, ``nats`` or ``bootstrap``)."""
+        return self.pki_dir / "services" / name
+
+    @property
+    def credentials_dir(self) -> Path:
+        """The development principals' credentials, one directory per name (``fraudctl --as <name>``)."""
+        return self.var_dir / "credentials"
+
+    @property
+    def triton_admin_key(self) -> Path:
+        """The value of the header Triton's model-management APIs require (0600; governance reads it)."""
+        return self.pki_dir / "triton-admin-key"
+
+    @property
+    def nats_config(self) -> Path:
+        """nats-server's configuration (TLS and the per-principal permissions), written at each `up`."""
+        return self.run_dir / "nats-server.conf"
+
 
 @dataclass(frozen=True)
 class Component:
@@ -228,30 +252,64 @@ def build_plan(var_dir: Path, ports: Ports, python: str, components: Sequence[st
         if name == "nats":
             from fraudshared import nats_server  # Imported when used: readers of plan.json need neither binary.
 
-            # Same server name as fraudshared's embedded NatsServer: JetStream keys a data dir's state on it.
+            # Ports, store, TLS and the per-principal users are in the config `fraudctl up` renders from the plan
+            # (nats_config_text): one file, so nothing on the command line can disagree with it.
             cmd = nats_server.command_line(
-                port=p["client"], store_dir=paths.nats_store, monitor_port=p["monitor"], server_name="fraud-embedded"
+                port=p["client"], store_dir=paths.nats_store, monitor_port=p["monitor"], config_file=paths.nats_config
             )
             # One Go scheduler thread: at this load nats-server needs a fraction of a core, and with two its idle
             # threads spin on every wake-up (measured: 0.72 vs 0.92-0.96 ms of nats CPU per decision at 300 tx/s).
             comps[name] = Component(name, [str(a) for a in cmd], dict(p), {"GOMAXPROCS": "1"})
-            env["FRAUD_NATS_URL"] = f"nats://{HOST}:{p['client']}"
+            env["FRAUD_NATS_URL"] = f"tls://{HOST}:{p['client']}"
         elif name == "triton":
             from fraudshared import triton_server
 
             cmd = triton_server.command_line(paths.model_repo, paths.backend_dir, p["grpc"], p["http"], p["metrics"])
-            comps[name] = Component(name, [str(a) for a in cmd], dict(p), triton_server.environment(base={}))
+            # The launcher adds the admin key's flags and execs tritonserver: the key stays out of the run files.
+            launch = [python, "-m", "fraudctl.triton_launch", str(paths.triton_admin_key), "--"]
+            comps[name] = Component(name, [*launch, *map(str, cmd)], dict(p), triton_server.environment(base={}))
             env["FRAUD_TRITON_GRPC_URL"] = f"{HOST}:{p['grpc']}"
             env["FRAUD_TRITON_HTTP_URL"] = f"{HOST}:{p['http']}"
             env["FRAUD_TRITON_MODEL_REPO"] = str(paths.model_repo)
         else:
             # Off-hot-path services yield the CPU to the decision path when the machine is saturated.
             own = {"FRAUD_CPU_NICENESS": str(BACKGROUND_NICENESS)} if name in BACKGROUND_SERVICES else {}
+            own.update(service_tls_env(paths, name))
+            own["FRAUD_SERVICE_NAME"] = name  # whose secrets it may read (fraudshared.secrets)
+            if name == "governance" and "triton" in components:
+                own["FRAUD_TRITON_ADMIN_KEY_FILE"] = str(paths.triton_admin_key)
             comps[name] = Component(name, [python, "-m", f"services.{name}"], dict(p), own)
             env[f"FRAUD_{name.upper()}_GRPC_PORT"] = str(p["grpc"])
             env[f"FRAUD_{name.upper()}_METRICS_PORT"] = str(p["metrics"])
             env[f"FRAUD_{name.upper()}_ADDR"] = f"{HOST}:{p['grpc']}"
     return Plan(paths.var_dir, comps, env)
+
+
+def nats_config_text(plan: Plan) -> str:
+    """nats-server's configuration for the plan: JetStream, TLS (``service:nats``'s cert), users per principal."""
+    from fraudshared import nats_access
+    from fraudshared.identity.pki import CredentialFiles
+
+    paths, ports = Paths(plan.var_dir), plan.components["nats"].ports
+    return nats_access.render_config(
+        port=ports["client"],
+        monitor_port=ports["monitor"],
+        host=HOST,
+        store_dir=paths.nats_store,
+        # Same server name as fraudshared's embedded NatsServer: JetStream keys a data dir's state on it.
+        server_name="fraud-embedded",
+        tls=CredentialFiles.in_dir(paths.service_pki("nats")),
+    )
+
+
+def service_tls_env(paths: Paths, service: str) -> dict[str, str]:
+    """A service's TLS variables: the CA, and ITS OWN certificate and key (never another service's)."""
+    files = paths.service_pki(service)
+    return {
+        "FRAUD_TLS_CA_FILE": str(files / "ca.pem"),
+        f"FRAUD_{service.upper()}_TLS_CERT_FILE": str(files / "cert.pem"),
+        f"FRAUD_{service.upper()}_TLS_KEY_FILE": str(files / "key.pem"),
+    }
 
 
 def write_plan(plan: Plan) -> Paths:

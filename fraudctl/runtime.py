@@ -9,6 +9,7 @@ it again through ``var/run/supervisord.pid``, its socket ``var/run/supervisor.so
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import importlib.util
@@ -25,6 +26,8 @@ from pathlib import Path
 from rich.console import Console
 
 from fraudctl import health, processes, supervision_log, supervisor_conf
+from fraudctl.bootstrap import BootstrapError, bootstrap
+from fraudctl.credentials import BOOTSTRAP, IssuedCredentials, ensure_credentials, print_usage
 from fraudctl.procfile import (
     ALL,
     HOST,
@@ -35,11 +38,13 @@ from fraudctl.procfile import (
     allocate_ports,
     build_plan,
     load_plan,
+    nats_config_text,
     pinned_ports,
     write_plan,
 )
 from fraudctl.supervision_status import print_status, process_infos
 from fraudctl.supervisor_conf import WATCHDOG, RestartPolicy
+from fraudctl.supervisor_rpc import SupervisorClient
 from fraudctl.watchdog import WatchdogConfig
 
 _SOCKET_PATH_MAX = 107  # sun_path is 108 bytes on Linux, NUL included
@@ -96,21 +101,54 @@ def up(var_dir: Path, components: Sequence[str] = ALL, timeout: float = 90.0, co
                 triton_server.prepare_backends(paths.backend_dir)
             except OSError as exc:
                 raise RuntimeErrorWithHint(f"cannot prepare Triton's dirs under {paths.var_dir}: {exc}") from None
+        issued = _credentials(paths, console)
         plan = build_plan(paths.var_dir, ports, sys.executable, components)
         write_plan(plan)
+        # With NATS in the plan, the services wait until `up` has made the streams and the first grants.
+        deferred = [c for c in components if c in SERVICES] if "nats" in components else []
         try:
-            supervisor_conf.write(plan, sys.executable, policy)
+            if "nats" in components:
+                paths.nats_config.write_text(nats_config_text(plan))
+            supervisor_conf.write(plan, sys.executable, policy, deferred)
         except ValueError as exc:
             raise RuntimeErrorWithHint(str(exc)) from None
         supervision_log.rotate(paths, [*ALL, WATCHDOG])
         _start_supervisord(paths)
         try:
+            if "nats" in components:
+                _wait_healthy(plan, paths, timeout, console, [c for c in components if c not in deferred])
+                _bootstrap(plan, paths, issued, console)
+                client = SupervisorClient(paths.supervisor_socket)
+                for name in deferred:
+                    client.start(name)
             _wait_healthy(plan, paths, timeout, console)
         except KeyboardInterrupt:  # supervisord is detached: without this, Ctrl-C would leave it running
             _stop(paths)
             raise RuntimeErrorWithHint("interrupted; stopped everything") from None
     print_status(plan, paths, console)
+    print_usage(plan, console)
     return plan
+
+
+def _credentials(paths: Paths, console: Console) -> IssuedCredentials:
+    try:
+        issued = ensure_credentials(paths)
+    except OSError as exc:
+        raise RuntimeErrorWithHint(f"cannot write credentials under {paths.pki_dir}: {exc.strerror or exc}") from None
+    if issued.issued:
+        console.print(f"issued {len(issued.issued)} certificate(s) from the development CA {issued.ca}")
+    return issued
+
+
+def _bootstrap(plan: Plan, paths: Paths, issued: IssuedCredentials, console: Console) -> None:
+    """Creates the streams and the first role grants as service:bootstrap; stops everything if NATS refuses."""
+    try:
+        done = asyncio.run(bootstrap(plan.env["FRAUD_NATS_URL"], issued.services[BOOTSTRAP]))
+    except BootstrapError as exc:
+        _fail(paths, "nats", str(exc))
+    else:
+        if done.granted:
+            console.print(f"granted {len(done.granted)} development role(s) (ACCESS stream)")
 
 
 def _check_components(components: Sequence[str]) -> None:
@@ -204,14 +242,17 @@ def _start_supervisord(paths: Paths) -> None:
     paths.pid_file.write_text(f"{child.pid}\n")
 
 
-def _wait_healthy(plan: Plan, paths: Paths, timeout: float, console: Console) -> None:
+def _wait_healthy(
+    plan: Plan, paths: Paths, timeout: float, console: Console, only: Sequence[str] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
-    states = {name: health.DOWN for name in plan.components}
+    states = {name: health.DOWN for name in (plan.components if only is None else only)}
+    tls = health.probe_credential(plan.var_dir)
     with console.status("starting...") as spinner:
         while True:
             for name, state in states.items():
                 if state != health.SERVING:
-                    states[name] = health.probe(plan.components[name])
+                    states[name] = health.probe(plan.components[name], tls=tls)
             pending = [n for n, s in states.items() if s != health.SERVING]
             if not pending:
                 return

@@ -29,8 +29,9 @@ def print_status(plan: Plan, paths: Paths, console: Console) -> int:
     restarts = supervision_log.restarts(paths)
     table = Table("component", "address", "pid", "health", "uptime", "state", "restarts")
     healthy = bool(infos)
+    tls = health.probe_credential(plan.var_dir)
     for name, comp in plan.components.items():
-        state = health.probe(comp)
+        state = health.probe(comp, tls=tls)
         healthy &= state == health.SERVING
         colour = "green" if state == health.SERVING else "red"
         table.add_row(

@@ -17,7 +17,7 @@ implements it (supervisor/process.py, ``finish`` and ``transition``):
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from fraudctl.procfile import ROOT, Paths, Plan
@@ -91,14 +91,16 @@ def _environment(env: Mapping[str, str]) -> str:
     return ",".join(f'{key}="{_quote(value)}"' for key, value in sorted(env.items()))
 
 
-def _program(name: str, command: list[str], env: Mapping[str, str], paths: Paths, policy: RestartPolicy) -> str:
+def _program(
+    name: str, command: list[str], env: Mapping[str, str], paths: Paths, policy: RestartPolicy, autostart: bool = True
+) -> str:
     lines = [
         f"[program:{name}]",
         # supervisord execs the argv itself (no shell), so the pid it reports is the component's.
         f"command={_quote(shlex.join(command))}",
         f"directory={_quote(str(ROOT))}",
         f"priority={PRIORITY[name]}",
-        "autostart=true",
+        f"autostart={str(autostart).lower()}",
         "autorestart=true",
         f"startsecs={policy.startsecs}",
         f"startretries={policy.startretries}",
@@ -117,13 +119,15 @@ def _program(name: str, command: list[str], env: Mapping[str, str], paths: Paths
     return "\n".join(lines) + "\n"
 
 
-def render(plan: Plan, python: str, policy: RestartPolicy) -> str:
+def render(plan: Plan, python: str, policy: RestartPolicy, deferred: Collection[str] = ()) -> str:
     """Renders supervisord.conf for ``plan``.
 
     Args:
         plan: The plan (its var dir decides every path).
         python: Interpreter that runs the watchdog.
         policy: Restart knobs.
+        deferred: Components supervisord must not start by itself (``autostart=false``): `fraudctl up`
+            starts them through supervisord once NATS holds the streams and the first grants.
 
     Returns:
         The configuration text.
@@ -156,15 +160,15 @@ def render(plan: Plan, python: str, policy: RestartPolicy) -> str:
         + "\n",
     ]
     for comp in plan.components.values():
-        sections.append(_program(comp.name, comp.command, comp.env, paths, policy))
+        sections.append(_program(comp.name, comp.command, comp.env, paths, policy, comp.name not in deferred))
     if {"nats", "triton"} & set(plan.components):
         sections.append(_program(WATCHDOG, [python, "-m", "fraudctl.watchdog"], {}, paths, policy))
     return "\n".join(sections)
 
 
-def write(plan: Plan, python: str, policy: RestartPolicy) -> Paths:
-    """Writes ``<var>/run/supervisord.conf`` for ``plan`` and returns the paths."""
+def write(plan: Plan, python: str, policy: RestartPolicy, deferred: Collection[str] = ()) -> Paths:
+    """Writes ``<var>/run/supervisord.conf`` for ``plan`` (see `render`) and returns the paths."""
     paths = Paths(plan.var_dir)
     paths.run_dir.mkdir(parents=True, exist_ok=True)
-    paths.supervisor_conf.write_text(render(plan, python, policy))
+    paths.supervisor_conf.write_text(render(plan, python, policy, deferred))
     return paths

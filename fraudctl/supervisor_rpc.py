@@ -104,6 +104,10 @@ class SupervisorClient:
         self._call("stopProcess", name, True, tolerate=(_NOT_RUNNING,))
         self._call("startProcess", name, False, tolerate=(_ALREADY_STARTED,))
 
+    def start(self, name: str) -> None:
+        """Starts ``name`` (a program with ``autostart=false``); returns once it is spawned. Idempotent."""
+        self._call("startProcess", name, False, tolerate=(_ALREADY_STARTED,))
+
 
 class _UnixConnection(http.client.HTTPConnection):
     def __init__(self, path: Path, timeout: float) -> None:

@@ -59,7 +59,7 @@ def test_plan_wires_every_component_to_its_peers(plan: Plan, tmp_path: Path) -> 
     var = (tmp_path / "var").resolve()
     env = plan.env
     assert env["FRAUD_VAR_DIR"] == str(var) == env[RUNTIME_MARKER]
-    assert env["FRAUD_NATS_URL"] == f"nats://{plan.address('nats')}"
+    assert env["FRAUD_NATS_URL"] == f"tls://{plan.address('nats')}"
     assert env["FRAUD_TRITON_GRPC_URL"] == plan.address("triton")
     assert env["FRAUD_TRITON_HTTP_URL"] == plan.address("triton", "http")
     assert env["FRAUD_TRITON_MODEL_REPO"] == str(var / "triton" / "models")
@@ -67,16 +67,38 @@ def test_plan_wires_every_component_to_its_peers(plan: Plan, tmp_path: Path) -> 
         comp = plan.components[name]
         assert comp.command == [sys.executable, "-m", f"services.{name}"]
         # Off the hot path: the notary and the monitor yield the CPU (see fraudshared.service.lower_cpu_priority).
-        assert comp.env == ({"FRAUD_CPU_NICENESS": "19"} if name in ("governance", "monitor") else {})
+        assert comp.env.get("FRAUD_CPU_NICENESS") == ("19" if name in ("governance", "monitor") else None)
+        assert comp.env["FRAUD_SERVICE_NAME"] == name
         assert env[f"FRAUD_{name.upper()}_GRPC_PORT"] == str(comp.ports["grpc"])
         assert env[f"FRAUD_{name.upper()}_METRICS_PORT"] == str(comp.ports["metrics"])
         assert env[f"FRAUD_{name.upper()}_ADDR"] == plan.address(name) == f"127.0.0.1:{comp.ports['grpc']}"
     nats = plan.components["nats"].command
-    assert str(plan.components["nats"].ports["client"]) in nats and str(var / "nats") in nats
+    assert nats[1:] == ["-c", str(var / "run" / "nats-server.conf")]  # ports, TLS and users live in the config
     assert plan.components["nats"].env == {"GOMAXPROCS": "1"}
-    triton = " ".join(plan.components["triton"].command)
-    assert "tritonserver" in triton and str(var / "triton" / "models") in triton
-    assert "0.0.0.0" not in triton
+    triton = plan.components["triton"].command
+    # The launcher reads the admin key file and execs tritonserver: the key is in no run file.
+    assert triton[:5] == [sys.executable, "-m", "fraudctl.triton_launch", str(var / "pki" / "triton-admin-key"), "--"]
+    assert "tritonserver" in triton[5] and str(var / "triton" / "models") in " ".join(triton)
+    assert "0.0.0.0" not in " ".join(triton) and not any("restricted" in arg for arg in triton)
+
+
+def test_each_service_gets_the_ca_and_its_own_certificate_only(plan: Plan, tmp_path: Path) -> None:
+    pki = (tmp_path / "var").resolve() / "pki"
+    assert not any("TLS" in key for key in plan.env)  # nothing TLS in the environment every process shares
+    for name in ("ingest", "features", "scoring", "governance", "monitor"):
+        env = plan.components[name].env
+        tls = {key: value for key, value in env.items() if "TLS" in key}
+        assert tls == {
+            "FRAUD_TLS_CA_FILE": str(pki / "services" / name / "ca.pem"),
+            f"FRAUD_{name.upper()}_TLS_CERT_FILE": str(pki / "services" / name / "cert.pem"),
+            f"FRAUD_{name.upper()}_TLS_KEY_FILE": str(pki / "services" / name / "key.pem"),
+        }
+        others = [other for other in ("ingest", "features", "scoring", "governance", "monitor") if other != name]
+        assert not any(f"/services/{other}/" in value for value in env.values() for other in others)
+        # Only governance manages Triton's models, so only it learns where the admin key is.
+        assert ("FRAUD_TRITON_ADMIN_KEY_FILE" in env) == (name == "governance")
+    for name in ("nats", "triton"):
+        assert not any("TLS" in key or "/pki/services/" in value for key, value in plan.components[name].env.items())
 
 
 def test_a_subset_plans_only_those_components(tmp_path: Path) -> None:
@@ -85,9 +107,9 @@ def test_a_subset_plans_only_those_components(tmp_path: Path) -> None:
     assert not any(key.startswith("FRAUD_INGEST") for key in plan.env)
 
 
-def read_back(plan: Plan, policy: RestartPolicy) -> ServerOptions:
+def read_back(plan: Plan, policy: RestartPolicy, deferred: list[str] | None = None) -> ServerOptions:
     """Writes supervisord.conf for ``plan`` and parses it with supervisord's own option parser."""
-    paths = supervisor_conf.write(plan, sys.executable, policy)
+    paths = supervisor_conf.write(plan, sys.executable, policy, deferred or [])
     paths.log_dir.mkdir(parents=True, exist_ok=True)  # supervisord's parser insists the log dir exists
     options = ServerOptions()
     options.configfile = str(paths.supervisor_conf)
@@ -96,7 +118,8 @@ def read_back(plan: Plan, policy: RestartPolicy) -> ServerOptions:
 
 
 def test_supervisord_reads_back_every_component_with_its_command_env_and_restart_policy(plan: Plan) -> None:
-    options = read_back(plan, RestartPolicy(startsecs=7, startretries=4))
+    deferred = ["governance", "features", "scoring", "monitor", "ingest"]
+    options = read_back(plan, RestartPolicy(startsecs=7, startretries=4), deferred)
     programs = {group.name: group.process_configs[0] for group in sorted(options.process_group_configs)}
     # supervisord starts by ascending priority and stops by descending: NATS first up and last down, the
     # front door (ingest) first down, so no request arrives while its peers are stopping.
@@ -110,6 +133,8 @@ def test_supervisord_reads_back_every_component_with_its_command_env_and_restart
         assert program.environment == {**plan.env, **comp.env}
         assert (program.startsecs, program.startretries) == (7, 4)
         assert program.autorestart is RestartUnconditionally
+        # The services start once `up` has made the streams and grants; supervisord starts the rest itself.
+        assert program.autostart == (name not in deferred)
         assert program.stopasgroup and program.killasgroup and 0 < program.stopwaitsecs <= 15
         assert program.redirect_stderr and program.stdout_logfile == str(paths.component_log(name))
     assert "LD_LIBRARY_PATH" in programs["triton"].environment  # only Triton gets the wheel's libraries

@@ -1,0 +1,112 @@
+"""Who `fraudctl` calls the platform as: the global ``--as NAME`` (or FRAUD_CREDENTIAL / FRAUD_TOKEN_FILE).
+
+Every command that calls a service takes its channel from here, so the credential is resolved once, the same
+way everywhere (`fraudshared.identity.client.resolve_credential`), and a refusal reads as one line that names
+the cause and what to do (`explain_rpc_error`), never as a traceback. Commands that read NATS directly (the
+audit CLIs, the demo's counts) connect with TLS as the auditor (read-only) unless told otherwise (`nats_tls`).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from fraudshared.config import ConfigError
+from fraudshared.identity.client import ClientCredential, resolve_credential, secure_aio_channel, secure_channel
+from fraudshared.identity.tls import ssl_context
+
+_as_name: str | None = None  # set by the global --as option (fraudctl.cli)
+READ_ONLY = "auditor"  # the default credential of the commands that only read the log
+
+
+class CredentialError(RuntimeError):
+    """No usable credential, or the platform refused it; the message is one line that says what to do."""
+
+
+def set_as(name: str | None) -> None:
+    """Records the global ``--as NAME`` (a directory under ``<var>/credentials/``)."""
+    global _as_name
+    _as_name = name
+
+
+def as_name() -> str | None:
+    """The global ``--as NAME``, if given."""
+    return _as_name
+
+
+def credential(var_dir: Path, name: str | None = None, default: str | None = None) -> ClientCredential:
+    """The credential to call with.
+
+    ``name`` (the demo's roles), else ``--as``, else FRAUD_CREDENTIAL / FRAUD_TOKEN_FILE, else ``default``
+    (a name under ``<var>/credentials/``: the auditor for the read-only commands).
+
+    Raises:
+        CredentialError: If none is configured or its files cannot be read (one line naming which).
+    """
+    chosen = name or _as_name
+    try:
+        return resolve_credential(chosen, var_dir.resolve())
+    except ConfigError as exc:
+        if chosen is not None or default is None:
+            raise CredentialError(str(exc)) from None
+    try:
+        return resolve_credential(default, var_dir.resolve())
+    except ConfigError as exc:
+        raise CredentialError(str(exc)) from None
+
+
+def channel(
+    address: str, var_dir: Path, *, default: str | None = None, options: Sequence[tuple[str, Any]] = ()
+) -> grpc.Channel:
+    """A blocking channel to ``address`` as the caller (`credential`)."""
+    return secure_channel(address, credential(var_dir, default=default), options=list(options))
+
+
+def aio_channel(
+    address: str, var_dir: Path, name: str | None = None, *, options: Sequence[tuple[str, Any]] = ()
+) -> grpc.aio.Channel:
+    """An asyncio channel to ``address`` as ``name`` (or the caller)."""
+    return secure_aio_channel(address, credential(var_dir, name), options=list(options))
+
+
+def nats_tls(var_dir: Path, name: str | None = None) -> dict[str, Any]:
+    """``nats.connect`` keyword arguments for a TLS connection as ``name``, ``--as``, FRAUD_CREDENTIAL or the auditor.
+
+    Raises:
+        CredentialError: If that credential is a bearer token (NATS takes certificates only) or is missing.
+    """
+    cred = credential(var_dir, name, default=READ_ONLY)
+    if cred.files is None:
+        raise CredentialError("NATS takes a client certificate, not a bearer token: pass --as <name>")
+    context: ssl.SSLContext = ssl_context(cred.files)
+    return {"tls": context, "tls_hostname": "localhost"}
+
+
+def explain_rpc_error(exc: grpc.RpcError) -> str:
+    """One line for a failed call: the status, the server's reason, and what to do about it."""
+    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+    details = (exc.details() if hasattr(exc, "details") else "") or ""
+    who = f"--as {_as_name}" if _as_name else "this credential"
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return (
+            f"UNAUTHENTICATED: {details}; pass --as <name> (see <var>/credentials/) or set FRAUD_CREDENTIAL "
+            "or FRAUD_TOKEN_FILE"
+        )
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return f"PERMISSION_DENIED: {details}; call as a principal granted that role (not {who})"
+    lowered = details.lower()
+    if code == grpc.StatusCode.UNAVAILABLE and any(w in lowered for w in ("handshake", "ssl", "certificate", "tls")):
+        return (
+            f"UNAVAILABLE: the TLS handshake failed ({_short(details)}): {who} is not issued by the platform's CA, "
+            "or the server is not the platform; use a credential from <var>/credentials/"
+        )
+    return f"{code.name}: {details}"
+
+
+def _short(details: str) -> str:
+    """The tail of a long gRPC connection error (the part that names the TLS failure)."""
+    return details.rsplit(": ", 1)[-1][:160] if len(details) > 160 else details
