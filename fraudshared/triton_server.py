@@ -242,7 +242,10 @@ def free_port() -> int:
 
 
 class TritonServer:
-    """tritonserver as a context manager, on free loopback ports, with a bounded readiness wait."""
+    """tritonserver as a context manager, on free loopback ports, with a bounded readiness wait.
+
+    With ``admin_key``, model management answers only requests carrying it (see the module docstring).
+    """
 
     def __init__(
         self,
