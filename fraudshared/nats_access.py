@@ -91,7 +91,7 @@ NATS_ACCESS: Mapping[str, NatsGrant] = {
         appends_to=("TRANSACTIONS", "LABELS", "PRIVACY"),
         reads=("TRANSACTIONS", "PREDICTIONS", "LABELS", "PRIVACY", *_EVERY_SERVICE_READS),
         quarantines_as=("ingest",),
-        requests=(FEATURES_RPC, SCORING_RPC),
+        requests=(FEATURES_RPC,),  # decide: features forwards to scoring, whose answer comes back to ingest
     ),
     "service:features": NatsGrant(
         appends_to=("FEATURES",),

@@ -28,8 +28,9 @@ from fraud.features.v1 import feature_service_pb2 as features
 from fraud.scoring.v1 import scoring_service_pb2 as scoring
 from fraudshared import subjects
 from fraudshared.decision_chain import score_request
-from fraudshared.events.envelope import new_envelope
+from fraudshared.events.envelope import Envelope, new_envelope
 from fraudshared.events.follow import follow
+from fraudshared.events.once import OnceLog
 from fraudshared.events.store import EventStore
 from fraudshared.events.streams import default_specs, ensure_streams
 from fraudshared.identity import CredentialFiles, DevCA, Principal, ssl_context
@@ -91,7 +92,7 @@ async def as_principal(secure_nats: NatsServer) -> AsyncIterator[dict[str, Conne
                 await connection.nc.close()
 
 
-def _envelope(subject: str) -> tuple[str, object]:
+def _envelope() -> tuple[str, Envelope]:
     tx_id = f"tx-{uuid.uuid4().hex[:12]}"
     message = events.TransactionReceived(transaction_id=tx_id)
     envelope = new_envelope(
@@ -170,12 +171,20 @@ async def test_a_service_publishes_its_own_events_and_none_of_another_s(as_princ
         as_principal["service:scoring"],
         as_principal["user:dev-auditor"],
     )
-    tx_id, envelope = _envelope("x")
+    tx_id, envelope = _envelope()
     before = await _last_seq(auditor, "TRANSACTIONS")
     forged = subjects.transaction_received("card-1", f"{tx_id}-forged")
     await _refused_publish(scoring_, forged)  # scoring forging ingest's TransactionReceived
     appended = await EventStore(ingest.js).append(envelope, subject=subjects.transaction_received("card-1", tx_id))
     assert appended.stream == "TRANSACTIONS" and appended.seq == before + 1  # the forgery took no sequence
+    # Ingest's append-once (expected-sequence claim, then a next-by-subject read of the record on a retry).
+    once = OnceLog(ingest.js, EventStore(ingest.js), "/test")
+    received = events.TransactionReceived(transaction_id=f"{tx_id}-once", schema_version=1)
+    subject = subjects.transaction_received("card-1", received.transaction_id)
+    claim = subjects.transaction_received_any(received.transaction_id)
+    kwargs = {"business_id": received.transaction_id, "subject": subject, "stream": "TRANSACTIONS"}
+    assert await once.append_once(received, time=datetime.now(UTC), claim=claim, **kwargs) is None
+    assert await once.append_once(received, time=datetime.now(UTC), claim=claim, **kwargs) == received
     # The auditor reads it back (stream info, message get, an ordered read) but cannot write anything.
     stored = await auditor.js.get_msg("TRANSACTIONS", appended.seq)
     assert stored.subject == subjects.transaction_received("card-1", tx_id)
@@ -185,14 +194,13 @@ async def test_a_service_publishes_its_own_events_and_none_of_another_s(as_princ
     assert [e.envelope.id for e in read] == [tx_id]
     await _refused_publish(auditor, subjects.transaction_received("card-1", f"{tx_id}-auditor"))
     await _refused_publish(auditor, "fraud.access.0123456789abcdef0123456789abcdef")
-    assert await _last_seq(auditor, "TRANSACTIONS") == appended.seq
+    assert await _last_seq(auditor, "TRANSACTIONS") == appended.seq + 1
 
 
 async def test_only_the_notary_in_governance_appends_to_audit(as_principal: dict[str, Connection]) -> None:
     subject = f"fraud.audit.checkpoint.TEST{uuid.uuid4().hex[:8].upper()}"
-    for principal, connection in as_principal.items():
-        if principal != "service:governance":
-            await _refused_publish(connection, subject)
+    others = [c for p, c in as_principal.items() if p != "service:governance"]
+    await asyncio.gather(*(_refused_publish(connection, subject) for connection in others))
     ack = await as_principal["service:governance"].js.publish(subject, b"checkpoint")
     assert ack.stream == "AUDIT"
     assert (await as_principal["user:dev-auditor"].js.get_last_msg("AUDIT", subject)).seq == ack.seq
@@ -219,24 +227,32 @@ async def test_no_principal_deletes_purges_or_edits_a_stream_and_only_bootstrap_
     assert {info.config.name for info in await auditor.js.streams_info()} >= {s.name for s in default_specs()}
     name = f"TEST_{uuid.uuid4().hex[:8].upper()}"
     config = StreamConfig(name=name, subjects=[f"test.{name.lower()}.>"])
-    for principal, connection in as_principal.items():
-        if principal != "service:bootstrap":
-            with pytest.raises(nats.errors.TimeoutError):
-                await connection.js.add_stream(config)
-            await _told(connection, f'publish to "$JS.API.STREAM.CREATE.{name}"')
+
+    async def create(connection: Connection) -> None:
+        with pytest.raises(nats.errors.TimeoutError):
+            await connection.js.add_stream(config)
+        await _told(connection, f'publish to "$JS.API.STREAM.CREATE.{name}"')
+
+    await asyncio.gather(*(create(c) for p, c in as_principal.items() if p != "service:bootstrap"))
     created = await as_principal["service:bootstrap"].js.add_stream(config)
     assert created.config.name == name
     # Every service still runs ensure_streams at start: with the streams in place that only reads their info.
     assert set((await ensure_streams(as_principal["service:monitor"].js)).values()) == {"unchanged"}
 
 
-async def test_no_one_listens_in_on_subjects_they_do_not_serve(as_principal: dict[str, Connection]) -> None:
+async def test_no_one_listens_in_on_or_calls_subjects_they_do_not_serve_or_call(
+    as_principal: dict[str, Connection],
+) -> None:
     scoring_ = as_principal["service:scoring"]
     await scoring_.nc.subscribe("fraud.tx.>")  # core NATS would see every publish: refused
     await scoring_.nc.subscribe(subjects.features_rpc_partition(0))  # taking over features' requests: refused
     await scoring_.nc.flush()
     await _told(scoring_, 'permissions violation for subscription to "fraud.tx.>"')
     await _told(scoring_, f'permissions violation for subscription to "{subjects.features_rpc_partition(0)}"')
+    monitor = as_principal["service:monitor"]  # nor does anyone outside the hot path send requests into it
+    with pytest.raises(nats.errors.TimeoutError):
+        await monitor.nc.request(subjects.features_decide_partition(0), b"forged", timeout=REFUSED_WITHIN_S)
+    await _told(monitor, f'permissions violation for publish to "{subjects.features_decide_partition(0)}"')
 
 
 async def test_the_hot_path_chain_and_the_followers_run_under_their_own_principals(
@@ -276,7 +292,7 @@ async def test_the_hot_path_chain_and_the_followers_run_under_their_own_principa
         lambda seq, envelope: seen.append(envelope.id), reader="monitor",
     )  # fmt: skip
     try:
-        tx_id, envelope = _envelope("x")
+        tx_id, envelope = _envelope()
         await EventStore(scoring_.js).append(envelope, subject=subjects.prediction_made("card-1", tx_id))
         for _ in range(200):
             if tx_id in seen:
