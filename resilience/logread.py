@@ -9,20 +9,33 @@ from fraud.events.v1 import transaction_events_pb2 as tx_events
 from fraudshared import subjects
 from fraudshared.events.store import EventStore, StoredEvent, UnreadableEvent
 from fraudshared.events.streams import default_specs
+from fraudshared.identity.pki import CredentialFiles
+from fraudshared.identity.tls import ssl_context
 from resilience.check import PREDICTION, RECEIVED, LogRecord
 
 _STREAMS = {spec.name: spec for spec in default_specs()}
 TRANSACTIONS, PREDICTIONS = "TRANSACTIONS", "PREDICTIONS"
 
 
-async def read_log(nats_url: str) -> tuple[list[LogRecord], list[str]]:
+async def read_log(nats_url: str, auditor: CredentialFiles | None = None) -> tuple[list[LogRecord], list[str]]:
     """Every TransactionReceived and PredictionMade on the platform's log.
+
+    Args:
+        nats_url: The platform's NATS; a tls:// one is read over TLS as `auditor` (a read-only principal).
+        auditor: The certificate to present (e.g. ``<var>/credentials/auditor``); needed for tls:// only.
 
     Returns:
         The records, and one line per event that could not be read (skipped; the rest is still read) or
         stream whose read stopped.
     """
-    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=3)
+    tls = None
+    if nats_url.startswith("tls://"):
+        if auditor is None:
+            raise ValueError("a tls:// NATS needs a client certificate: pass the auditor's credential files")
+        tls = ssl_context(auditor)
+    nc = await nats.connect(
+        nats_url, connect_timeout=5, max_reconnect_attempts=3, tls=tls, tls_hostname="localhost" if tls else None
+    )
     records: list[LogRecord] = []
     problems: list[str] = []
     try:
