@@ -15,6 +15,7 @@ import json
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,7 @@ def inline_model(marker: Path) -> bytes:
     ).encode()
 
 
-def http_post(url: str, body: dict[str, object], headers: dict[str, str] | None = None) -> tuple[int, str]:
+def http_post(url: str, body: Mapping[str, object], headers: dict[str, str] | None = None) -> tuple[int, str]:
     data = json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json"})
     for name, value in (headers or {}).items():
