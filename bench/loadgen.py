@@ -1,5 +1,9 @@
 """Load generator, run as its own process: `python -m bench.loadgen --target H:P --mode open --rate 300 ...`.
 
+It calls as a named credential, as any caller of the platform: `--as scorer --var-dir build/bench-var`
+(the development credential `fraudctl up` issued), else FRAUD_CREDENTIAL or FRAUD_TOKEN_FILE
+(fraudshared.identity.client.resolve_credential).
+
 Open loop: request i is sent at t0 + i/rate whether or not earlier ones finished, and its latency is measured
 from that scheduled time (no coordinated omission). Closed loop: C workers send back to back. Prints one
 JSON RunStats on stdout.
@@ -13,6 +17,7 @@ import json
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
 
 import grpc
 
@@ -21,6 +26,8 @@ from bench.workload import requests as make_requests
 from fraud.common.v1 import decision_pb2 as common
 from fraud.ingest.v1 import ingest_service_pb2 as ingest
 from fraud.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
+from fraudshared.config import ConfigError
+from fraudshared.identity.client import ClientCredential, resolve_credential, secure_aio_channel
 from fraudshared.service import run_event_loop
 
 MAX_IN_FLIGHT = 5000  # a bound on the generator itself, far above what the platform accepts
@@ -39,12 +46,14 @@ async def _one(stub: ingest_grpc.IngestServiceStub, request: ingest.ScoreTransac
         decisions["degraded"] += 1
 
 
-async def open_loop(target: str, rate: float, seconds: float, reqs: list[ingest.ScoreTransactionRequest]) -> RunStats:
+async def open_loop(
+    target: str, credential: ClientCredential, rate: float, seconds: float, reqs: list[ingest.ScoreTransactionRequest]
+) -> RunStats:
     latencies: list[float] = []
     errors: Counter[str] = Counter()
     decisions: Counter[str] = Counter()
     count = min(len(reqs), int(rate * seconds))
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with secure_aio_channel(target, credential) as channel:
         stub = ingest_grpc.IngestServiceStub(channel)
         await channel.channel_ready()
         tasks: set[asyncio.Task[None]] = set()
@@ -66,13 +75,17 @@ async def open_loop(target: str, rate: float, seconds: float, reqs: list[ingest.
 
 
 async def closed_loop(
-    target: str, concurrency: int, seconds: float, reqs: list[ingest.ScoreTransactionRequest]
+    target: str,
+    credential: ClientCredential,
+    concurrency: int,
+    seconds: float,
+    reqs: list[ingest.ScoreTransactionRequest],
 ) -> RunStats:
     latencies: list[float] = []
     errors: Counter[str] = Counter()
     decisions: Counter[str] = Counter()
     pending = iter(reqs)
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with secure_aio_channel(target, credential) as channel:
         stub = ingest_grpc.IngestServiceStub(channel)
         await channel.channel_ready()
         deadline = time.perf_counter() + seconds
@@ -97,13 +110,19 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--as", dest="as_name", help="a credential under <var-dir>/credentials/ (e.g. scorer)")
+    parser.add_argument("--var-dir", type=Path, default=Path("var"))
     opts = parser.parse_args()
+    try:
+        credential = resolve_credential(opts.as_name, opts.var_dir)
+    except ConfigError as exc:
+        parser.error(str(exc))
     needed = int(opts.rate * opts.seconds) if opts.mode == "open" else int(3000 * opts.seconds)
     reqs = make_requests(needed, uuid.uuid4().hex[:8], opts.seed)
     if opts.mode == "open":
-        stats = run_event_loop(open_loop(opts.target, opts.rate, opts.seconds, reqs))
+        stats = run_event_loop(open_loop(opts.target, credential, opts.rate, opts.seconds, reqs))
     else:
-        stats = run_event_loop(closed_loop(opts.target, opts.concurrency, opts.seconds, reqs))
+        stats = run_event_loop(closed_loop(opts.target, credential, opts.concurrency, opts.seconds, reqs))
     print(json.dumps(stats.to_dict()))
 
 
