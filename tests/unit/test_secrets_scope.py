@@ -1,7 +1,7 @@
 """Each service reads only its own secrets: per-service development files, per-service Vault paths and policies.
 
-The fake Vault enforces the policy the vault-policy Terraform module grants (read from the module's defaults,
-the shape tests/unit/test_terraform.py checks), so a refusal here is Vault's own 403, not our code's.
+The fake Vault enforces the policy the vault-policy Terraform module grants (`module_policy`, from the
+module's defaults, in the shape tests/unit/test_terraform.py checks), so a refusal here is Vault's own 403.
 """
 
 from __future__ import annotations
@@ -10,9 +10,7 @@ import json
 import stat
 from pathlib import Path
 
-import hcl2
 import pytest
-from hcl2.utils import SerializationOptions
 
 from fraudshared.audit.keys import SIGNING_SECRET_KEY, SIGNING_SECRET_PATH, load_signing_key
 from fraudshared.pan_token import TOKEN_KEY_NAME, TOKEN_KEY_PATH
@@ -24,28 +22,9 @@ from fraudshared.secrets import (
     VaultSecretStore,
     secret_store_from_env,
 )
-from tests.fixtures.fake_vault import FakeVault
+from tests.fixtures.fake_vault import FakeVault, module_policy
 
-MODULE = Path(__file__).resolve().parents[2] / "infra" / "terraform" / "modules" / "vault-policy"
-_HCL = SerializationOptions(strip_string_quotes=True, with_comments=False, explicit_blocks=False)
 CARD = "ct_0123456789abcdef0123456789abcdef"
-
-
-def module_policy(service: str, mount: str = "secret") -> dict[str, list[str]]:
-    """The rules main.tf renders for ``service`` from the module's default variables."""
-    variables: dict[str, dict[str, object]] = {}
-    for entry in hcl2.loads((MODULE / "variables.tf").read_text(), serialization_options=_HCL)["variable"]:
-        variables.update(entry)
-    root = str(variables["path_root"]["default"])
-    services = variables["services"]["default"]
-    managed = variables["managed_prefixes"]["default"]
-    assert isinstance(services, dict) and isinstance(managed, dict)
-    prefix = f"{root}/{service}"
-    rules = {f"{mount}/data/{prefix}/{p}": ["read"] for p in services.get(service, {}).get("read_paths", [])}
-    for p in managed.get(service, []):
-        rules[f"{mount}/data/{prefix}/{p}/*"] = ["create", "read", "update"]
-        rules[f"{mount}/metadata/{prefix}/{p}/*"] = ["delete"]
-    return rules
 
 
 @pytest.fixture
