@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import signal
 import socket
+import ssl
+import stat
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
+import nats
 import pytest
+from cryptography import x509
 
+from fraud.common.v1 import decision_pb2, money_pb2
+from fraud.ingest.v1 import ingest_service_pb2 as ingest_pb
+from fraud.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
+from fraudctl.credentials import DEV_ROLES
 from fraudctl.procfile import load_plan
+from fraudshared.identity import ClientCredential, CredentialFiles, secure_channel, ssl_context
 
 pytestmark = pytest.mark.integration
 
 
 def fraudctl(var: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Runs ``fraudctl ARGS --var-dir VAR`` (ARGS may start with global options such as ``--as NAME``)."""
     environ = {**os.environ, "COLUMNS": "200", **(env or {})}
     argv = [sys.executable, "-m", "fraudctl", *args, "--var-dir", str(var)]
     return subprocess.run(argv, capture_output=True, text=True, timeout=180, env=environ, check=False)
@@ -169,3 +183,112 @@ def test_down_with_nothing_running_removes_what_a_killed_run_left_in_run_dir(var
     stopped = fraudctl(var, "down")
     assert stopped.returncode == 0 and "not running" in stopped.stdout, stopped.stdout + stopped.stderr
     assert [path for path in left if path.exists()] == []
+
+
+# ---- identity: the development PKI, NATS over TLS, calls as a named principal (issue 13) ----------------------
+
+
+def nats_check(url: str, files: CredentialFiles | None, plain: bool = False) -> int | str:
+    """Messages on ACCESS read over ``url`` with ``files``' certificate, or why the connection failed."""
+
+    async def run() -> int | str:
+        tls = {} if plain else {"tls": ssl_context(files) if files else _ca_only(url), "tls_hostname": "localhost"}
+        try:
+            nc = await nats.connect(
+                url, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False, error_cb=_quiet, **tls
+            )
+        except Exception as exc:  # nats raises several unrelated types for a refused connection
+            return f"refused: {type(exc).__name__}"
+        try:
+            return (await nc.jetstream().stream_info("ACCESS")).state.messages
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
+_CA: dict[str, Path] = {}
+
+
+def _ca_only(url: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(_CA[url]))  # trusts the server, presents no certificate
+    return context
+
+
+async def _quiet(_: Exception) -> None:
+    return None
+
+
+def test_up_issues_credentials_keeps_them_across_restarts_and_nats_takes_only_them(var: Path) -> None:
+    started = fraudctl(var, "up", "--only", "nats")
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "issued 16 certificate(s)" in started.stdout and "granted 9 development role(s)" in started.stdout
+    assert "--as approver" in started.stdout and "credentials/scorer" in started.stdout
+    pki, creds = var / "pki", var / "credentials"
+    assert stat.S_IMODE((pki / "ca-key.pem").stat().st_mode) == 0o600
+    assert stat.S_IMODE((pki / "triton-admin-key").stat().st_mode) == 0o600
+    for name in DEV_ROLES:
+        files = CredentialFiles.in_dir(creds / name)
+        assert stat.S_IMODE(files.key.stat().st_mode) == 0o600
+        cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
+        uris = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert uris.get_values_for_type(x509.UniformResourceIdentifier) == [f"spiffe://fraud.local/user/dev-{name}"]
+    for service in ("ingest", "features", "scoring", "governance", "monitor", "nats", "bootstrap"):
+        assert CredentialFiles.in_dir(pki / "services" / service).read()
+    before = {p: p.read_bytes() for p in (pki / "ca.pem", creds / "scorer" / "cert.pem")}
+
+    plan = load_plan(var)
+    assert plan is not None
+    url = plan.env["FRAUD_NATS_URL"]
+    assert url.startswith("tls://127.0.0.1:")
+    _CA[url] = pki / "ca.pem"
+    assert nats_check(url, CredentialFiles.in_dir(creds / "auditor")) == 9  # the nine first grants
+    assert str(nats_check(url, None)).startswith("refused")  # TLS, but no client certificate
+    assert str(nats_check(url.replace("tls://", "nats://"), None, plain=True)).startswith("refused")
+
+    assert fraudctl(var, "down").returncode == 0
+    shutil.rmtree(creds / "analyst")  # a lost credential is issued again, alone
+    again = fraudctl(var, "up", "--only", "nats")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "issued 1 certificate(s)" in again.stdout and "development role(s)" not in again.stdout
+    assert {p: p.read_bytes() for p in before} == before  # same CA, same certificates
+    plan = load_plan(var)
+    assert plan is not None
+    _CA[plan.env["FRAUD_NATS_URL"]] = pki / "ca.pem"
+    assert nats_check(plan.env["FRAUD_NATS_URL"], CredentialFiles.in_dir(creds / "analyst")) != 9  # not a reader
+    assert nats_check(plan.env["FRAUD_NATS_URL"], CredentialFiles.in_dir(creds / "admin")) == 9  # no grant twice
+
+
+def test_a_call_as_the_scorer_works_and_without_a_certificate_is_refused(var: Path) -> None:
+    started = fraudctl(var, "up", "--timeout", "150")
+    assert started.returncode == 0, started.stdout + started.stderr
+    plan = load_plan(var)
+    assert plan is not None
+    ingest, creds = plan.address("ingest"), var / "credentials"
+    request = ingest_pb.ScoreTransactionRequest(
+        transaction_id=f"rt-{uuid.uuid4().hex[:12]}",
+        pan="4111111111111111",
+        amount=money_pb2.Money(amount_minor=1250, currency="EUR"),
+        terminal_id="T-1",
+        channel=decision_pb2.CHANNEL_CARD_PRESENT,
+    )
+    request.event_time.GetCurrentTime()
+    scorer = ClientCredential(ca=creds / "scorer" / "ca.pem", files=CredentialFiles.in_dir(creds / "scorer"))
+    with secure_channel(ingest, scorer) as channel:
+        reply = ingest_grpc.IngestServiceStub(channel).ScoreTransaction(request, timeout=20)
+    assert reply.decision != decision_pb2.DECISION_UNSPECIFIED
+
+    ca_only = grpc.ssl_channel_credentials(root_certificates=(creds / "scorer" / "ca.pem").read_bytes())
+    with grpc.secure_channel(ingest, ca_only) as channel, pytest.raises(grpc.RpcError) as refused:
+        ingest_grpc.IngestServiceStub(channel).ScoreTransaction(request, timeout=10)
+    assert refused.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAUTHENTICATED)
+    with grpc.insecure_channel(ingest) as channel, pytest.raises(grpc.RpcError) as plaintext:
+        ingest_grpc.IngestServiceStub(channel).ScoreTransaction(request, timeout=10)
+    assert plaintext.value.code() == grpc.StatusCode.UNAVAILABLE
+
+    listed = fraudctl(var, "--as", "auditor", "model", "list")
+    assert listed.returncode == 0 and "no model versions registered" in listed.stdout, listed.stderr
+    denied = fraudctl(var, "--as", "scorer", "model", "list")
+    assert_one_clear_line(denied, "PERMISSION_DENIED", "user:dev-scorer")
+    nobody = fraudctl(var, "model", "list", env={"FRAUD_CREDENTIAL": "", "FRAUD_TOKEN_FILE": ""})
+    assert_one_clear_line(nobody, "no credential: pass --as <name>")
