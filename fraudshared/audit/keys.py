@@ -4,6 +4,8 @@ The secret ``audit-signing`` holds ``ed25519_private_key``: the hex of a 32-byte
 generates one on first use, as it does for every key whose name ends in ``_key``). A key is named by its
 *key id*, the first 16 hex digits of SHA-256 over the raw 32-byte public key, and by its version in the
 secrets store. Rotation writes a new version; old versions stay readable, so old checkpoints still verify.
+The secret is governance's alone (Vault ``<mount>/fraud/governance/audit-signing``, or the development file
+``var/secrets/governance.json``); no other service's store can read it (`fraudshared.secrets.SERVICE_SECRETS`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from fraudshared.secrets import SecretsError, SecretStore
 
+SIGNING_SECRET_OWNER = "governance"  # the notary signs inside governance; no other service reads the key
 SIGNING_SECRET_PATH = "audit-signing"
 SIGNING_SECRET_KEY = "ed25519_private_key"
 SEED_BYTES = 32

@@ -6,13 +6,14 @@ module's defaults, in the shape tests/unit/test_terraform.py checks), so a refus
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 from pathlib import Path
 
 import pytest
 
-from fraudshared.audit.keys import SIGNING_SECRET_KEY, SIGNING_SECRET_PATH, load_signing_key
+from fraudshared.audit.keys import SIGNING_SECRET_KEY, SIGNING_SECRET_OWNER, SIGNING_SECRET_PATH, load_signing_key
 from fraudshared.pan_token import TOKEN_KEY_NAME, TOKEN_KEY_PATH
 from fraudshared.privacy import PrivacyError, VaultSubjectKeyStore, subject_key_store_from_env
 from fraudshared.secrets import (
@@ -20,8 +21,10 @@ from fraudshared.secrets import (
     ScopedSecretStore,
     SecretsError,
     VaultSecretStore,
+    owner_of,
     secret_store_from_env,
 )
+from services.governance.notary.adapters.signing import SecretsSigningKeys
 from tests.fixtures.fake_vault import FakeVault, module_policy
 
 CARD = "ct_0123456789abcdef0123456789abcdef"
@@ -180,3 +183,16 @@ def test_vault_refusing_the_login_names_address_and_auth_method(vault: FakeVault
     assert vault.addr in message and "AppRole" in message and "wrong-s3cr3t" not in message
     with pytest.raises(SecretsError, match=r"permission denied by Vault at .* \(auth: token\)"):
         secret_store_from_env({"VAULT_ADDR": vault.addr, "VAULT_TOKEN": "hvs.not-valid"}, service="ingest")
+
+
+def test_the_ownership_table_names_the_secrets_the_code_reads() -> None:
+    assert owner_of(TOKEN_KEY_PATH) == "ingest"
+    assert owner_of(SIGNING_SECRET_PATH) == SIGNING_SECRET_OWNER == "governance"
+
+
+def test_the_notary_signs_with_governances_own_key(tmp_path: Path) -> None:
+    keys = SecretsSigningKeys.from_env({"FRAUD_VAR_DIR": str(tmp_path)})
+    key = asyncio.run(keys.current())
+    assert key.version == 1
+    assert set(json.loads((tmp_path / "secrets" / "governance.json").read_text())) == {SIGNING_SECRET_PATH}
+    assert not (tmp_path / "secrets" / "ingest.json").exists()
