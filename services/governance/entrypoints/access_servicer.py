@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any, NoReturn, TypeVar
+from datetime import UTC
+from typing import Any, NoReturn
 
 import grpc
 import grpc.aio
@@ -18,13 +18,14 @@ import nats.errors
 
 from fraud.access.v1 import access_service_pb2 as pb
 from fraud.access.v1 import access_service_pb2_grpc as pb_grpc
+from fraudshared.events.store import ConcurrencyError
+from fraudshared.identity.grants import GrantEntry
 from fraudshared.identity.principal import NoPrincipal, current_principal
 from services.governance.domain import errors
 from services.governance.domain.access import RoleChange
 from services.governance.service_layer import access
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AccessService"].full_name
 STATUS_OF: tuple[tuple[type[errors.GovernanceError], grpc.StatusCode], ...] = (
     (errors.InvalidTransition, grpc.StatusCode.FAILED_PRECONDITION),
@@ -32,16 +33,16 @@ STATUS_OF: tuple[tuple[type[errors.GovernanceError], grpc.StatusCode], ...] = (
 )
 
 
-def grant_to_proto(entry: Any) -> pb.Grant:
+def grant_to_proto(entry: GrantEntry) -> pb.Grant:
     """The wire form of one grant in force (an entry of the `Grants` fold)."""
-    principal = entry.principal if isinstance(entry.principal, str) else entry.principal.id
-    grant = pb.Grant(principal=principal, role=entry.role, granted_by=entry.granted_by)
-    when = entry.time
-    if isinstance(when, datetime):
-        grant.granted_at.FromDatetime(when.astimezone(UTC))
-    grant.sequence = entry.sequence
-    if hasattr(entry, "reason"):
-        grant.reason = entry.reason
+    grant = pb.Grant(
+        principal=entry.principal,
+        role=entry.role,
+        granted_by=entry.granted_by,
+        reason=entry.reason,
+        sequence=entry.sequence,
+    )
+    grant.granted_at.FromDatetime(entry.time.astimezone(UTC))
     return grant
 
 
@@ -63,6 +64,9 @@ class AccessServicer(pb_grpc.AccessServiceServicer):
         except errors.GovernanceError as exc:
             code = next((c for kind, c in STATUS_OF if isinstance(exc, kind)), grpc.StatusCode.INTERNAL)
             await _abort(context, code, str(exc))
+        except ConcurrencyError:
+            details = f"concurrent change to the grants of {change.principal_id}, retry"
+            await _abort(context, grpc.StatusCode.ABORTED, details)
         except (nats.errors.Error, TimeoutError, ConnectionError) as exc:
             log.warning("access log unavailable: %r", exc)
             await _abort(context, grpc.StatusCode.UNAVAILABLE, "access log unavailable, retry")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
+from fraudshared.identity.grants import GrantEntry
 from services.governance.domain.access import RoleChange, check_role_change
 
 
@@ -29,8 +30,8 @@ class RoleLog(Protocol):
 class GrantsFold(Protocol):
     """The current grants, folded from the access log."""
 
-    def entries(self) -> Iterable[Any]:
-        """Every grant in force: (principal, role, granted_by, time, sequence) records."""
+    def entries(self) -> Iterable[GrantEntry]:
+        """Every grant in force."""
         ...
 
 
@@ -70,12 +71,7 @@ async def revoke(access: Access, change: RoleChange) -> bool:
     return await access.log.revoke(principal.id, change.role, change.actor, change.reason)
 
 
-def list_grants(access: Access, principal_id: str = "") -> list[Any]:
+def list_grants(access: Access, principal_id: str = "") -> list[GrantEntry]:
     """The grants in force, optionally of one principal, ordered by principal then role."""
-    entries = [e for e in access.grants.entries() if not principal_id or _principal_of(e) == principal_id]
-    return sorted(entries, key=lambda e: (_principal_of(e), e.role))
-
-
-def _principal_of(entry: Any) -> str:
-    principal = entry.principal
-    return principal if isinstance(principal, str) else principal.id
+    entries = [e for e in access.grants.entries() if not principal_id or e.principal == principal_id]
+    return sorted(entries, key=lambda e: (e.principal, e.role))

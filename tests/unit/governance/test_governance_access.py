@@ -9,6 +9,7 @@ import grpc
 import pytest
 
 from fraud.access.v1 import access_service_pb2 as pb
+from fraudshared.identity.grants import GrantEntry
 from fraudshared.identity.principal import Principal, acting_as
 from services.governance.entrypoints.access_servicer import AccessServicer
 from services.governance.service_layer.access import Access
@@ -19,27 +20,18 @@ ADMIN = Principal("user", "dev-admin")
 T0 = datetime(2026, 12, 6, 5, 0, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
-class Entry:
-    principal: str
-    role: str
-    granted_by: str
-    time: datetime
-    sequence: int
-
-
 @dataclass
 class FakeAccessLog:
     """RoleLog and grants fold in one: appends fold at once (the real fold follows the stream)."""
 
-    held: dict[tuple[str, str], Entry] = field(default_factory=dict)
+    held: dict[tuple[str, str], GrantEntry] = field(default_factory=dict)
     appended: list[tuple[str, str, str, str, str]] = field(default_factory=list)
 
     async def grant(self, principal_id: str, role: str, granted_by: str, reason: str) -> bool:
         if (principal_id, role) in self.held:
             return False
         self.appended.append(("RoleGranted", principal_id, role, granted_by, reason))
-        self.held[principal_id, role] = Entry(principal_id, role, granted_by, T0, len(self.appended))
+        self.held[principal_id, role] = GrantEntry(principal_id, role, granted_by, reason, T0, len(self.appended))
         return True
 
     async def revoke(self, principal_id: str, role: str, granted_by: str, reason: str) -> bool:
@@ -48,7 +40,7 @@ class FakeAccessLog:
         self.appended.append(("RoleRevoked", principal_id, role, granted_by, reason))
         return True
 
-    def entries(self) -> list[Entry]:
+    def entries(self) -> list[GrantEntry]:
         return list(self.held.values())
 
 
@@ -69,9 +61,9 @@ async def test_grant_records_the_caller_and_lists(log: FakeAccessLog) -> None:
     assert log.appended == [("RoleGranted", "user:carol", "approver", "user:dev-admin", "TICKET-1")]
     await call(log, "GrantRole", pb.GrantRoleRequest(principal="service:monitor", role="auditor", reason="r"))
     listed = await call(log, "ListGrants", pb.ListGrantsRequest(), Principal("user", "dev-auditor"))
-    assert [(g.principal, g.role, g.granted_by, g.sequence) for g in listed.grants] == [  # type: ignore[attr-defined]
-        ("service:monitor", "auditor", "user:dev-admin", 2),
-        ("user:carol", "approver", "user:dev-admin", 1),
+    assert [(g.principal, g.role, g.granted_by, g.reason, g.sequence) for g in listed.grants] == [  # type: ignore[attr-defined]
+        ("service:monitor", "auditor", "user:dev-admin", "r", 2),
+        ("user:carol", "approver", "user:dev-admin", "TICKET-1", 1),
     ]
     assert listed.grants[0].granted_at.ToDatetime(UTC) == T0  # type: ignore[attr-defined]
     one = await call(log, "ListGrants", pb.ListGrantsRequest(principal="user:carol"))
