@@ -2,7 +2,9 @@
 
 `build_server` binds loopback and wires what every service exposes: grpc.health.v1, reflection,
 OpenTelemetry spans, Prometheus RPC metrics, the request guard (undecodable bodies answer INVALID_ARGUMENT,
-unexpected errors INTERNAL with a logged reference, never Python text) and protovalidate request validation.
+unexpected errors INTERNAL with a logged reference, never Python text), authentication and authorization
+(`ServerSecurity`: mTLS on the main port, an optional bearer-token port, roles from the access table) and
+protovalidate request validation.
 Health has two meanings: the overall service "" and each served name report readiness (`set_ready`),
 "liveness" reports that the server runs. `serve_until_signalled` waits for SIGTERM/SIGINT, then stops the
 server with a grace period and runs the cleanup callbacks.
@@ -17,6 +19,7 @@ import signal
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -27,6 +30,12 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from opentelemetry.trace import TracerProvider
 
+from fraudshared.identity.grants import Grants
+from fraudshared.identity.interceptor import AuthInterceptor
+from fraudshared.identity.oidc import OidcVerifier
+from fraudshared.identity.pki import CredentialFiles
+from fraudshared.identity.principal import DEFAULT_TRUST_DOMAIN
+from fraudshared.identity.tls import server_credentials, token_server_credentials
 from fraudshared.request_guard import GuardInterceptor
 from fraudshared.unary_interceptor import UnaryWrappingInterceptor
 from fraudshared.validation import ValidationInterceptor
@@ -51,6 +60,7 @@ RPC_LATENCY = prometheus_client.Histogram(
 # The grpc.health.v1 name that is SERVING while the server runs, whatever its readiness ("" and each served name).
 LIVENESS = "liveness"
 
+_token_ports: weakref.WeakKeyDictionary[grpc.aio.Server, int] = weakref.WeakKeyDictionary()
 _health_by_server: weakref.WeakKeyDictionary[grpc.aio.Server, health.aio.HealthServicer] = weakref.WeakKeyDictionary()
 _ready_names: weakref.WeakKeyDictionary[grpc.aio.Server, tuple[str, ...]] = weakref.WeakKeyDictionary()
 
@@ -111,6 +121,31 @@ class MetricsInterceptor(UnaryWrappingInterceptor):
         )
 
 
+@dataclass(frozen=True)
+class ServerSecurity:
+    """How a server authenticates and authorizes callers.
+
+    Attributes:
+        files: The service's CA, certificate and key (the main port requires a client certificate from the CA).
+        grants: The live fold of role grants the access table is checked against.
+        verifier: Verifies OIDC bearer tokens; when set, a second TLS port without client certificates
+            accepts them (grpc python cannot request a client certificate without requiring it).
+        token_port: The token port (0 = let the OS choose; used only with ``verifier``).
+        trust_domain: The SPIFFE trust domain client certificates must name.
+    """
+
+    files: CredentialFiles
+    grants: Grants
+    verifier: OidcVerifier | None = None
+    token_port: int = 0
+    trust_domain: str = DEFAULT_TRUST_DOMAIN
+
+
+def token_port(server: grpc.aio.Server) -> int | None:
+    """The bearer-token port `build_server` bound for ``server`` (None without OIDC)."""
+    return _token_ports.get(server)
+
+
 async def build_server(
     service_name: str,
     servicers: Sequence[ServicerSpec],
@@ -123,11 +158,13 @@ async def build_server(
     max_in_flight: int = 0,
     tracing: bool = True,
     ready: bool = True,
+    security: ServerSecurity | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Builds a grpc.aio server (not yet started) with health, reflection, tracing, metrics and validation.
 
-    Interceptors run outermost first: OpenTelemetry, metrics, the request guard, validation, then
-    ``interceptors``: the guard sees every error below it, and metrics count the codes it answers.
+    Interceptors run outermost first: OpenTelemetry, metrics, the request guard, authentication (with
+    ``security``), validation, then ``interceptors``: the guard sees every error below it, metrics count the
+    codes it answers, and an unauthenticated caller learns nothing about the request's field rules.
 
     Args:
         service_name: Logical service name, for logs.
@@ -141,6 +178,8 @@ async def build_server(
         max_in_flight: Unary calls handled at once before new ones get RESOURCE_EXHAUSTED (0 = unbounded).
         tracing: Add the OpenTelemetry server interceptor (off when no trace is exported: it costs CPU per call).
         ready: Initial readiness of "" and the served names (`set_ready` changes it); "liveness" is SERVING.
+        security: mTLS + roles (see `ServerSecurity`). None serves PLAINTEXT with no authentication: only
+            for unit tests of other interceptors; every service runs with security (`run_service`).
 
     Returns:
         The server and the port it is bound to. Call ``await server.start()`` next.
@@ -153,6 +192,8 @@ async def build_server(
         GuardInterceptor(),
         ValidationInterceptor(),
     ]
+    if security is not None:
+        chain.insert(2, AuthInterceptor(security.grants, security.verifier, trust_domain=security.trust_domain))
     if tracing:
         chain.insert(0, aio_server_interceptor(tracer_provider=tracer_provider))
     server = grpc.aio.server(interceptors=[*chain, *interceptors], options=list(options))
@@ -167,10 +208,20 @@ async def build_server(
     _ready_names[server] = (health.OVERALL_HEALTH, *names)
     await set_ready(server, ready)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    if security is None:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    else:
+        bound = server.add_secure_port(f"{host}:{port}", server_credentials(security.files))
     if not bound:
         raise RuntimeError(f"{service_name}: cannot bind gRPC on {host}:{port}")
-    log.info("%s: gRPC bound on %s:%d serving %s", service_name, host, bound, ", ".join(names) or "nothing")
+    mode = "PLAINTEXT, no authentication" if security is None else "mTLS"
+    log.info("%s: gRPC (%s) bound on %s:%d serving %s", service_name, mode, host, bound, ", ".join(names) or "nothing")
+    if security is not None and security.verifier is not None:
+        token_bound = server.add_secure_port(f"{host}:{security.token_port}", token_server_credentials(security.files))
+        if not token_bound:
+            raise RuntimeError(f"{service_name}: cannot bind the gRPC token port on {host}:{security.token_port}")
+        _token_ports[server] = token_bound
+        log.info("%s: gRPC bearer-token port (TLS, OIDC) bound on %s:%d", service_name, host, token_bound)
     return server, bound
 
 

@@ -2,7 +2,11 @@
 
 A service supplies a bootstrap coroutine (its composition root) that receives a `ServiceContext` and returns
 the servicers to serve; everything else (health, reflection, validation, tracing, metrics, signals, draining
-NATS after the server stopped) is done here once. Readiness: the bootstrap registers what its job needs on
+NATS after the server stopped) is done here once. Identity is mandatory: the gRPC port requires a client
+certificate from the platform's CA (FRAUD_TLS_CA_FILE, FRAUD_<SERVICE>_TLS_CERT_FILE / _KEY_FILE), every call
+is checked against the access table with the roles of the live ACCESS fold (`ctx.grants`), OIDC bearer
+tokens are accepted on a second port when FRAUD_OIDC_ISSUER is set, and a ``tls://`` FRAUD_NATS_URL is
+reached with the service's own certificate. Readiness: the bootstrap registers what its job needs on
 `ctx.readiness` (NATS connected is registered for every service); grpc.health.v1 "" reports SERVING only while
 all of it holds, re-checked every FRAUD_READINESS_EVERY_S seconds (fraudshared.readiness).
 """
@@ -28,8 +32,19 @@ from nats.js import JetStreamContext
 from fraudshared.config import CommonConfig, ConfigError, env_float, env_int, env_port, env_str, service_env_name
 from fraudshared.events.store import EventStore
 from fraudshared.events.streams import ensure_streams
-from fraudshared.grpc_server import Cleanup, ServicerSpec, build_server, serve_until_signalled, set_ready
-from fraudshared.readiness import Readiness, keep_reporting, wait_until_serving
+from fraudshared.grpc_server import (
+    Cleanup,
+    ServerSecurity,
+    ServicerSpec,
+    build_server,
+    serve_until_signalled,
+    set_ready,
+)
+from fraudshared.identity.grants import Grants, follow_grants
+from fraudshared.identity.oidc import OidcConfig, OidcVerifier
+from fraudshared.identity.principal import DEFAULT_TRUST_DOMAIN
+from fraudshared.identity.tls import service_credential_files, ssl_context
+from fraudshared.readiness import Readiness, keep_reporting, own_credential, wait_until_serving
 from fraudshared.telemetry import configure_logging, get_logger, setup_telemetry, start_metrics_server
 
 # What a caller may send: kilobytes (the largest request, ScoreFeatures' 1,024 floats, is about 5 KiB)...
@@ -44,7 +59,10 @@ log = get_logger(__name__)
 
 @dataclass
 class ServiceContext:
-    """What a bootstrap gets: configuration, the NATS connection, the event store, and a cleanup list."""
+    """What a bootstrap gets: configuration, NATS, the event store, role grants, and a cleanup list.
+
+    ``grants`` is the live fold of the ACCESS stream the auth interceptor checks (read it, never write it).
+    """
 
     config: CommonConfig
     nc: NATS
@@ -53,6 +71,7 @@ class ServiceContext:
     stack: AsyncExitStack
     on_shutdown: list[Cleanup] = field(default_factory=list)
     readiness: Readiness = field(default_factory=Readiness)
+    grants: Grants = field(default_factory=Grants)
 
 
 Bootstrap = Callable[[ServiceContext], Awaitable[Sequence[ServicerSpec]]]
@@ -76,17 +95,26 @@ async def run_service(
     bind_host = env_str("FRAUD_BIND_HOST", "127.0.0.1")
     max_in_flight = env_int(f"FRAUD_{service_env_name(name)}_GRPC_MAX_IN_FLIGHT", 512, minimum=0)
     readiness_every_s = env_float("FRAUD_READINESS_EVERY_S", 1.0, minimum=0.05)
+    tls_files = service_credential_files(name)  # TLS is mandatory: a missing variable is named here
+    oidc = OidcConfig.from_env()
+    token_port = env_port(f"FRAUD_{service_env_name(name)}_GRPC_TOKEN_PORT", 0)
+    trust_domain = env_str("FRAUD_TRUST_DOMAIN", DEFAULT_TRUST_DOMAIN)
     configure_logging(config.log_level)
     # Traces only when exported: without an OTLP endpoint no provider is installed and spans are no-ops.
     tracer_provider = setup_telemetry(name, config.otlp_endpoint) if config.otlp_endpoint else None
     metrics_port = start_metrics_server(config.metrics_port, host=bind_host)
     async with AsyncExitStack() as stack:
-        nc = await nats.connect(config.nats_url, name=name, connect_timeout=5, max_reconnect_attempts=-1)
+        # tls://: nats-server requires our certificate and maps its SPIFFE id to our NATS permissions.
+        tls = ssl_context(tls_files) if config.nats_url.startswith("tls://") else None
+        nc = await nats.connect(config.nats_url, name=name, connect_timeout=5, max_reconnect_attempts=-1, tls=tls)
         stack.push_async_callback(_drain, nc)
         js = nc.jetstream()
         await ensure_streams(js)
         context = ServiceContext(config=config, nc=nc, js=js, store=EventStore(js), stack=stack)
         context.readiness.add("nats", partial(_nats_connected, nc))
+        following = await follow_grants(js, context.grants, store=context.store, reader=f"{name}-access")
+        stack.push_async_callback(_stop_task, following)  # before the drain (the stack unwinds last in, first out)
+        context.readiness.add("access grants restored", partial(_grants_restored, context.grants))
         servicers = await bootstrap(context)
         if gc.get_threshold()[0] > 700:  # tuned (a service process, not tests): start-up objects never move
             gc.collect()
@@ -101,6 +129,13 @@ async def run_service(
             host=bind_host,
             ready=False,
             options=grpc_message_options(name),
+            security=ServerSecurity(
+                tls_files,
+                context.grants,
+                OidcVerifier(oidc) if oidc else None,
+                token_port=token_port,
+                trust_domain=trust_domain,
+            ),
         )
         await server.start()
         reporting = asyncio.ensure_future(
@@ -122,6 +157,16 @@ async def run_service(
 
 async def _nats_connected(nc: NATS) -> str | None:
     return None if nc.is_connected else "NATS is not connected (reconnecting)"
+
+
+async def _stop_task(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
+async def _grants_restored(grants: Grants) -> str | None:
+    return None if grants.restored else "access grants not yet read from the ACCESS stream"
 
 
 def grpc_message_options(name: str) -> list[tuple[str, int]]:
@@ -238,7 +283,7 @@ async def start_in_process(
     service = RunningService(port=ready.result(), stop_event=stop, task=task)
     if wait_ready:
         try:
-            await wait_until_serving(service.address, timeout)
+            await wait_until_serving(service.address, timeout, credential=own_credential(name))
         except TimeoutError:
             await service.stop()
             raise
