@@ -39,7 +39,6 @@ from fraudshared.events.envelope import Envelope
 from fraudshared.events.store import EventStore, UnreadableEvent
 
 AUDIT_COMMANDS = "fraud.audit.commands.>"
-ACCESS_ALL = "fraud.access.>"
 OPTIONAL_STREAMS = frozenset({"ACCESS"})  # created by the services since issue 13
 _MODEL_NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -52,7 +51,7 @@ def _sources(model: str | None) -> list[tuple[str, str]]:
         ("MONITOR", "fraud.monitor.>"),
         ("AUDIT", AUDIT_COMMANDS),
         ("PRIVACY", subjects.PRIVACY_ALL),
-        ("ACCESS", ACCESS_ALL),
+        ("ACCESS", subjects.ACCESS_ALL),
     ]
 
 
