@@ -113,3 +113,15 @@ def roles_text(roles: frozenset[str]) -> str:
     """A role set as docs and error messages show it, in ROLES order."""
     order = {role: i for i, role in enumerate((*ROLES, SERVICE_ROLE))}
     return ", ".join(sorted(roles, key=lambda r: order.get(r, len(order))))
+
+
+def access_table_markdown(access: Mapping[str, frozenset[str]] = ACCESS) -> str:
+    """The access table as docs/security.md shows it (a test keeps the two equal)."""
+    lines = ["| Method | Who may call it |", "| --- | --- |"]
+    for method in sorted(access):
+        roles = access[method]
+        who = "anyone (no principal needed)" if roles is OPEN else "any authenticated principal"
+        if roles not in (OPEN, ANY_PRINCIPAL):
+            who = roles_text(roles)
+        lines.append(f"| `{method}` | {who} |")
+    return "\n".join(lines)

@@ -6,7 +6,16 @@ import importlib
 from pathlib import Path
 
 import fraud
-from fraudshared.identity.policy import ACCESS, ANY_PRINCIPAL, OPEN, ROLES, SERVICE_ROLE, allowed, fraud_services
+from fraudshared.identity.policy import (
+    ACCESS,
+    ANY_PRINCIPAL,
+    OPEN,
+    ROLES,
+    SERVICE_ROLE,
+    access_table_markdown,
+    allowed,
+    fraud_services,
+)
 
 
 def _all_generated_files() -> list:
@@ -47,3 +56,10 @@ def test_allowed() -> None:
     assert not allowed("/fraud.ingest.v1.IngestService/NoSuchMethod", set(ROLES))
     assert ACCESS["/fraud.governance.v1.GovernanceService/ApproveModel"] == {"approver"}
     assert ACCESS["/fraud.access.v1.AccessService/ListGrants"] == {"admin", "auditor"}
+
+
+def test_docs_security_md_shows_the_table_exactly() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    start = text.index("-->\n", text.index("<!-- access-table")) + len("-->\n")
+    end = text.index("<!-- end access-table -->")
+    assert text[start:end].strip() == access_table_markdown()
