@@ -164,11 +164,11 @@ def migrate_shared_file(var_dir: Path, owner_of: Callable[[str], str | None]) ->
         for owner, moved in by_owner.items():
             if owner != UNASSIGNED:
                 conflicts.update(_merge_into(target_dir / f"{owner}.json", moved))
+        unassigned = target_dir / f"{UNASSIGNED}.json"
         leftovers = {**by_owner.get(UNASSIGNED, {}), **conflicts}
-        clash = _merge_into(target_dir / f"{UNASSIGNED}.json", leftovers) if leftovers else {}
-        if clash:
-            names = ", ".join(sorted(clash))
-            raise SecretsError(f"{names} already in {target_dir}/{UNASSIGNED}.json with other values; kept {shared}")
+        clash = _merge_into(unassigned, leftovers) if leftovers else {}
+        if clash:  # kept under a fresh name each time: nothing is ever overwritten or dropped
+            _merge_into(unassigned, _fresh_names(clash, read_dev_file(unassigned)))
         _check_migrated(legacy, target_dir, owner_of)
         shared.unlink()
         shared.with_name(shared.name + ".lock").unlink(missing_ok=True)
@@ -185,16 +185,38 @@ def _merge_into(file: Path, moved: Mapping[str, list[dict[str, str]]]) -> dict[s
             if current.get(path, versions) == versions:
                 current[path] = versions
             else:
-                conflicts[f"{path}@{DEV_SECRETS_FILENAME}"] = versions
-                log.warning("secrets: %s already in %s with other values; kept both", path, file.name)
+                conflicts[path if path.endswith(f"@{DEV_SECRETS_FILENAME}") else f"{path}@{DEV_SECRETS_FILENAME}"] = (
+                    versions
+                )
+                log.warning(
+                    "secrets: %s already in %s with other values; kept both (the other in %s.json). Something "
+                    "still writes %s: point it at %s/<service>.json",
+                    path,
+                    file.name,
+                    UNASSIGNED,
+                    DEV_SECRETS_FILENAME,
+                    DEV_SECRETS_DIRNAME,
+                )
         write_dev_file(file, current)
     return conflicts
 
 
+def _fresh_names(
+    entries: Mapping[str, list[dict[str, str]]], taken: Mapping[str, object]
+) -> dict[str, list[dict[str, str]]]:
+    renamed = {}
+    for name, versions in entries.items():
+        n = 2
+        while f"{name}.{n}" in taken and taken[f"{name}.{n}"] != versions:
+            n += 1
+        renamed[f"{name}.{n}"] = versions
+    return renamed
+
+
 def _check_migrated(legacy: Mapping[str, Any], target_dir: Path, owner_of: Callable[[str], str | None]) -> None:
+    unassigned = read_dev_file(target_dir / f"{UNASSIGNED}.json")
     for path, versions in legacy.items():
-        owner = owner_of(path) or UNASSIGNED
-        in_owner = read_dev_file(target_dir / f"{owner}.json").get(path)
-        in_unassigned = read_dev_file(target_dir / f"{UNASSIGNED}.json").get(f"{path}@{DEV_SECRETS_FILENAME}")
-        if versions not in (in_owner, in_unassigned):
+        in_owner = read_dev_file(target_dir / f"{(owner_of(path) or UNASSIGNED)}.json").get(path)
+        copies = [v for name, v in unassigned.items() if name.startswith(f"{path}@{DEV_SECRETS_FILENAME}")]
+        if versions != in_owner and versions not in copies:
             raise SecretsError(f"migrating dev secret {path!r} into {target_dir} did not read back; kept the old file")

@@ -90,3 +90,19 @@ def test_services_starting_at_once_migrate_once_and_lose_nothing(tmp_path: Path)
 
 def _start(var_dir: str, service: str) -> None:
     secret_store_from_env({"FRAUD_VAR_DIR": var_dir}, service=service)
+
+
+def test_a_shared_file_written_again_after_the_split_is_merged_again_without_losing_anything(tmp_path: Path) -> None:
+    env = {"FRAUD_VAR_DIR": str(tmp_path)}
+    write_legacy(tmp_path)
+    secret_store_from_env(env, service="governance")
+    seeds = ["55" * 32, "66" * 32]
+    for seed in seeds:  # an old-style writer (a script, an old test helper) writes the shared file again
+        write_legacy(tmp_path, {"audit-signing": {"ed25519_private_key": seed}})
+        secret_store_from_env(env, service="governance")
+
+    assert read(tmp_path, "governance")["audit-signing"] == LEGACY["audit-signing"]
+    kept = read(tmp_path, "unassigned")
+    assert kept["audit-signing@secrets.dev.json"] == {"ed25519_private_key": seeds[0]}
+    assert kept["audit-signing@secrets.dev.json.2"] == {"ed25519_private_key": seeds[1]}
+    assert not (tmp_path / "secrets.dev.json").exists()
