@@ -1,11 +1,13 @@
 """Property-based: no request to any public method answers UNKNOWN or INTERNAL, or leaks Python text (issue 12).
 
 One real grpc.aio server on loopback (the shared guard, validation and metrics interceptors) serves the five
-real servicers over the in-memory fakes their unit tests use; it runs on its own event loop thread, and the
-tests call it with raw bytes through a blocking channel. Requests are arbitrary messages built from each
-request type's descriptor (out-of-range Timestamps, huge and PAN-like strings, any number), plus random bytes,
-flipped bytes and invalid UTF-8 in a string field (tests/unit/request_strategies.py). Every TransactionReceived
-ingest accepts must survive the envelope's `to_nats` -> `from_nats` unchanged.
+real servicers and governance's AccessService over the in-memory fakes their unit tests use, each call run
+for one principal (`ActingAs`; authentication and roles are tested in tests/integration/test_identity_*). It
+runs on its own event loop thread, and the tests call it with raw bytes through a blocking channel. Requests
+are arbitrary messages built from each request type's descriptor (out-of-range Timestamps, huge and PAN-like
+strings, any number), plus random bytes, flipped bytes and invalid UTF-8 in a string field
+(tests/unit/request_strategies.py). Every TransactionReceived ingest accepts must survive the envelope's
+`to_nats` -> `from_nats` unchanged.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from google.protobuf.message_factory import GetMessageClass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fraud.access.v1 import access_service_pb2 as access_pb
+from fraud.access.v1 import access_service_pb2_grpc as access_grpc
 from fraud.events.v1 import transaction_events_pb2 as events
 from fraud.features.v1 import feature_service_pb2 as features
 from fraud.features.v1 import feature_service_pb2_grpc as features_grpc
@@ -39,13 +43,17 @@ from fraud.scoring.v1 import scoring_service_pb2 as scoring
 from fraud.scoring.v1 import scoring_service_pb2_grpc as scoring_grpc
 from fraudshared.events.envelope import event_id, from_nats, new_envelope, to_nats
 from fraudshared.grpc_server import build_server
+from fraudshared.identity.principal import Principal, acting_as
 from fraudshared.service import grpc_message_options
+from fraudshared.unary_interceptor import UnaryWrappingInterceptor
 from services.features.entrypoints.grpc_servicer import FeatureServicer
 from services.features.service_layer.handlers import FeatureState
 from services.governance.adapters.registry_sql import RegistryProjection
 from services.governance.adapters.registry_tables import make_engine
+from services.governance.entrypoints.access_servicer import AccessServicer
 from services.governance.entrypoints.grpc_servicer import GovernanceServicer
 from services.governance.service_layer import handlers as governance
+from services.governance.service_layer.access import Access
 from services.ingest.entrypoints.grpc_servicer import IngestServicer, RequestLimits
 from services.monitor.domain.counters import PredictionCounters
 from services.monitor.entrypoints.grpc_servicer import MonitorServicer
@@ -59,6 +67,7 @@ from tests.unit.governance.governance_fakes import (
     FakeModelServer,
     fake_validate,
 )
+from tests.unit.governance.test_governance_access import FakeAccessLog
 from tests.unit.request_strategies import NANOS, SECONDS, bodies
 from tests.unit.test_features_service import FakeFeatureLog
 from tests.unit.test_ingest_handlers import PAN, FakeLog, make_deps
@@ -71,15 +80,18 @@ ADDERS = {
     "fraud.scoring.v1.ScoringService": scoring_grpc.add_ScoringServiceServicer_to_server,
     "fraud.governance.v1.GovernanceService": governance_grpc.add_GovernanceServiceServicer_to_server,
     "fraud.monitor.v1.MonitorService": monitor_grpc.add_MonitorServiceServicer_to_server,
+    "fraud.access.v1.AccessService": access_grpc.add_AccessServiceServicer_to_server,
 }
 METHODS = [
     (f"/{service.full_name}/{method.name}", GetMessageClass(method.input_type))
-    for module in (ingest, features, scoring, governance_pb, monitor)
+    for module in (ingest, features, scoring, governance_pb, monitor, access_pb)
     for service in module.DESCRIPTOR.services_by_name.values()
     for method in service.methods
 ]
 SCORE = "/fraud.ingest.v1.IngestService/ScoreTransaction"
 PYTHON_TEXT = re.compile(r"Traceback|<class |Unexpected|\b[A-Z]\w*(Error|Exception)\b")
+CALLER = Principal("user", "dev-property")  # the auth interceptor's part: each handler runs for a principal
+ROLES = ("scorer", "labeler", "analyst", "model-owner", "approver", "auditor", "privacy-officer", "admin")
 FAST = settings(max_examples=100, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
 
@@ -108,8 +120,29 @@ class RoundTripLog(FakeLog):
         return await super().append_received(event)
 
 
+class ActingAs(UnaryWrappingInterceptor):
+    """Runs every unary handler as `principal`, as the auth interceptor does for an authenticated caller."""
+
+    def __init__(self, principal: Principal) -> None:
+        super().__init__()
+        self.principal = principal
+
+    def wrap(self, handler: grpc.RpcMethodHandler, full_method: str) -> grpc.RpcMethodHandler:
+        inner = handler.unary_unary
+
+        async def as_principal(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            with acting_as(self.principal):
+                return await inner(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            as_principal,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
 class Platform:
-    """The five servicers behind one real server on a loop thread of its own (SQLite objects stay there)."""
+    """The servicers behind one real server on a loop thread of its own (SQLite objects stay there)."""
 
     def __init__(self, tmp: Path) -> None:
         self.loop = asyncio.new_event_loop()
@@ -127,6 +160,7 @@ class Platform:
         deps.log = self.ingest_log
         registry = RegistryProjection(make_engine(f"sqlite:///{tmp / 'registry.db'}"))
         registry.create()
+        access_log = FakeAccessLog()
         gov = governance.Governance(
             FakeEventStore(), registry, FakeArtifacts(), FakeModelServer(), fake_validate,
             decisions=FakeDecisionLog(), clock=Clock(),
@@ -139,10 +173,13 @@ class Platform:
             ),
             "fraud.governance.v1.GovernanceService": GovernanceServicer(gov),
             "fraud.monitor.v1.MonitorService": MonitorServicer(PredictionCounters()),
+            "fraud.access.v1.AccessService": AccessServicer(Access(access_log, access_log, ROLES)),
         }
         specs = [(ADDERS[name], servicer, name) for name, servicer in servicers.items()]
         # Kilobytes as for ingest: a larger body must be refused cleanly too (RESOURCE_EXHAUSTED).
-        server, port = await build_server("all", specs, 0, tracing=False, options=grpc_message_options("ingest"))
+        server, port = await build_server(
+            "all", specs, 0, tracing=False, options=grpc_message_options("ingest"), interceptors=[ActingAs(CALLER)]
+        )
         await server.start()
         return server, port
 
@@ -173,7 +210,7 @@ def _assert_clear(code: grpc.StatusCode, details: str) -> None:
 
 
 def test_every_public_method_is_covered() -> None:
-    assert len(METHODS) == 16 and SCORE in dict(METHODS)
+    assert len(METHODS) == 20 and SCORE in dict(METHODS)
 
 
 @pytest.mark.parametrize(("method", "request_type"), METHODS, ids=[m.rsplit("/", 1)[1] for m, _ in METHODS])
