@@ -8,6 +8,7 @@ audit CLIs, the demo's counts) connect with TLS as the auditor (read-only) unles
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Sequence
 from pathlib import Path
@@ -79,6 +80,8 @@ def nats_tls(var_dir: Path, name: str | None = None) -> dict[str, Any]:
     Raises:
         CredentialError: If that credential is a bearer token (NATS takes certificates only) or is missing.
     """
+    # asyncio warns that nats-py's protocol returns True from eof_received under TLS: harmless, not for the user.
+    logging.getLogger("asyncio").setLevel(logging.ERROR)
     cred = credential(var_dir, name, default=READ_ONLY)
     if cred.files is None:
         raise CredentialError("NATS takes a client certificate, not a bearer token: pass --as <name>")

@@ -8,7 +8,9 @@ list what the watchdog (`fraudctl.watchdog`) polls.
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import ssl
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -55,7 +57,7 @@ def probe(component: Component, timeout: float = 1.0, tls: CredentialFiles | Non
         `SERVING` (ready), `NOT_SERVING` (answers, not ready) or `DOWN` (nothing listening).
     """
     if component.name == "nats":
-        if not _listening(component.ports["client"], timeout):
+        if not _listening(component.ports["client"], timeout, tls):
             return DOWN
         return probe_http(component.ports["monitor"], "/healthz", timeout)
     if component.name == "triton":
@@ -63,9 +65,19 @@ def probe(component: Component, timeout: float = 1.0, tls: CredentialFiles | Non
     return _probe_grpc(component.port, timeout, tls)
 
 
-def _listening(port: int, timeout: float) -> bool:
+def _listening(port: int, timeout: float, tls: CredentialFiles | None = None) -> bool:
+    """Whether ``port`` accepts a connection (with ``tls``: completes a TLS handshake, so the server logs no error)."""
     try:
-        with socket.create_connection((HOST, port), timeout=timeout):
+        with socket.create_connection((HOST, port), timeout=timeout) as sock:
+            if tls is None:
+                return True
+            from fraudshared.identity.tls import ssl_context
+
+            # nats-server sends INFO in the clear, then expects the TLS handshake: a bare connect-and-close would
+            # be logged as a failed handshake at every probe.
+            sock.recv(4096)
+            with contextlib.suppress(ssl.SSLError), ssl_context(tls).wrap_socket(sock, server_hostname="localhost"):
+                pass
             return True
     except OSError:
         return False
