@@ -1,4 +1,5 @@
-"""Delayed labels end to end: ReportLabel -> LABELS -> the features owner folds it (LabelApplied) -> card-v2."""
+"""Delayed labels end to end: ReportLabel -> LABELS -> the features owner folds it (LabelApplied) -> card-v2,
+and a later label that corrects it by precedence reaches the features too (an outranked one does not)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-import grpc
 import nats
 import nats.js.errors
 import pytest
@@ -21,11 +21,13 @@ from fraud.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
 from fraudml.datagen import synthetic_pan
 from fraudshared.events.envelope import from_nats
 from fraudshared.features import FEATURE_NAMES
+from tests.fixtures.identity import aio_channel
 from tests.fixtures.platform import Platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 M = TypeVar("M", bound=Message)
 COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
+ANALYST, CHARGEBACK = events.LABEL_SOURCE_ANALYST, events.LABEL_SOURCE_CHARGEBACK
 DAY0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=10)
 
 
@@ -59,15 +61,17 @@ async def last(platform: Platform, stream: str, subject: str, kind: type[M], wai
 async def test_a_reported_fraud_raises_terminal_risk_and_the_cards_known_frauds(platform: Platform) -> None:
     run = uuid.uuid4().hex[:8]
     terminal, fraud_card, other_card = f"T-LBL-{run}", synthetic_pan(880001), synthetic_pan(880002)
-    async with grpc.aio.insecure_channel(platform.address("ingest")) as channel:
+    ingest_address = platform.address("ingest")
+    async with aio_channel(ingest_address, "dev-scorer") as channel, aio_channel(ingest_address, "dev-labeler") as lc:
         stub = ingest_grpc.IngestServiceStub(channel)
         await stub.ScoreTransaction(request(f"lb-{run}-1", fraud_card, terminal, DAY0 + timedelta(hours=1)))
         label = ingest.ReportLabelRequest(transaction_id=f"lb-{run}-1", is_fraud=True, source="chargeback")
         label.reported_at.FromDatetime(DAY0 + timedelta(days=7, hours=1))
-        assert (await stub.ReportLabel(label, timeout=10)).appended
+        assert (await ingest_grpc.IngestServiceStub(lc).ReportLabel(label, timeout=10)).appended
 
-        applied = await last(platform, "FEATURES", f"fraud.features.label.*.lb-{run}-1", events.LabelApplied)
+        applied = await last(platform, "FEATURES", f"fraud.features.label.*.lb-{run}-1.*", events.LabelApplied)
         assert applied.is_fraud and applied.terminal_id == terminal and applied.subject_id and not applied.card_token
+        assert applied.principal == "user:dev-labeler"  # the caller, never a request field
 
         later = DAY0 + timedelta(days=8)  # the delayed 1-day window (t - 8d, t - 7d] holds the first transaction
         await stub.ScoreTransaction(request(f"lb-{run}-2", other_card, terminal, later), timeout=10)
@@ -79,3 +83,58 @@ async def test_a_reported_fraud_raises_terminal_risk_and_the_cards_known_frauds(
     same = await last(platform, "FEATURES", f"fraud.features.computed.*.lb-{run}-3", events.FeatureVectorComputed)
     assert same.values[COL["card_known_frauds_30d"]] == 1  # the card's own reported fraud
     assert same.values[COL["card_terminal_distance_km"]] == pytest.approx(0.0, abs=1e-3)  # same place as before
+
+
+async def count(platform: Platform, stream: str, subject: str) -> int:
+    nc = await nats.connect(platform.nats_url)
+    try:
+        info = await nc.jetstream().stream_info(stream, subjects_filter=subject)
+        return sum((info.state.subjects or {}).values())
+    finally:
+        await nc.close()
+
+
+def label_request(tx_id: str, is_fraud: bool, source: int, reported: datetime) -> ingest.ReportLabelRequest:
+    r = ingest.ReportLabelRequest(transaction_id=tx_id, is_fraud=is_fraud, source="case-e2e", label_source=source)
+    r.reported_at.FromDatetime(reported)
+    return r
+
+
+async def test_a_correction_reaches_the_features_and_an_outranked_label_does_not(platform: Platform) -> None:
+    run = uuid.uuid4().hex[:8]
+    terminal, card, other_card = f"T-COR-{run}", synthetic_pan(880011), synthetic_pan(880012)
+    tx, marker = f"co-{run}-1", f"co-{run}-m"
+    reported = DAY0 + timedelta(days=7, hours=1)
+    async with aio_channel(platform.address("ingest"), "dev-scorer") as channel:
+        stub = ingest_grpc.IngestServiceStub(channel)
+        await stub.ScoreTransaction(request(tx, card, terminal, DAY0 + timedelta(hours=1)), timeout=10)
+        await stub.ScoreTransaction(request(marker, other_card, f"{terminal}-m", DAY0 + timedelta(hours=2)), timeout=10)
+    async with aio_channel(platform.address("ingest"), "dev-labeler") as channel:
+        labeler = ingest_grpc.IngestServiceStub(channel)
+        first = await labeler.ReportLabel(label_request(tx, True, ANALYST, reported), timeout=10)
+        assert first.outcome == ingest.LABEL_OUTCOME_FIRST
+    async with aio_channel(platform.address("ingest"), "dev-analyst") as channel:
+        analyst = ingest_grpc.IngestServiceStub(channel)
+        corrected = await analyst.ReportLabel(label_request(tx, False, CHARGEBACK, reported), timeout=10)
+        assert corrected.outcome == ingest.LABEL_OUTCOME_CORRECTION and not corrected.is_fraud_in_force
+        outranked = await analyst.ReportLabel(label_request(tx, True, ANALYST, reported), timeout=10)
+        assert outranked.outcome == ingest.LABEL_OUTCOME_OUTRANKED and outranked.appended
+        retry = await analyst.ReportLabel(label_request(tx, True, ANALYST, reported), timeout=10)
+        assert retry.outcome == ingest.LABEL_OUTCOME_DUPLICATE and not retry.appended
+        # Labels reach features in LABELS order: once the marker's label is applied, so is all of tx's.
+        await analyst.ReportLabel(label_request(marker, True, ANALYST, reported), timeout=10)
+    await last(platform, "FEATURES", f"fraud.features.label.*.{marker}.*", events.LabelApplied)
+    assert await count(platform, "LABELS", f"fraud.labels.reported.{tx}") == 3  # first, correction, outranked
+    assert await count(platform, "FEATURES", f"fraud.features.label.*.{tx}.*") == 2  # first and correction
+    in_force = await last(platform, "FEATURES", f"fraud.features.label.*.{tx}.*", events.LabelApplied)
+    assert not in_force.is_fraud and in_force.principal == "user:dev-analyst"
+
+    later = DAY0 + timedelta(days=8)  # the delayed window holds tx: its corrected label counts as genuine
+    async with aio_channel(platform.address("ingest"), "dev-scorer") as channel:
+        stub = ingest_grpc.IngestServiceStub(channel)
+        await stub.ScoreTransaction(request(f"co-{run}-2", card, f"{terminal}-b", later), timeout=10)
+        await stub.ScoreTransaction(request(f"co-{run}-3", other_card, terminal, later), timeout=10)
+    same = await last(platform, "FEATURES", f"fraud.features.computed.*.co-{run}-2", events.FeatureVectorComputed)
+    assert same.values[COL["card_known_frauds_30d"]] == 0
+    other = await last(platform, "FEATURES", f"fraud.features.computed.*.co-{run}-3", events.FeatureVectorComputed)
+    assert other.values[COL["terminal_delayed_tx_count_1d"]] == 1 and other.values[COL["terminal_risk_1d"]] == 0.0
