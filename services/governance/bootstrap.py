@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from fraud.access.v1 import access_service_pb2_grpc as access_grpc
 from fraud.governance.v1 import governance_service_pb2_grpc as pb_grpc
 from fraudshared.config import ConfigError, EnvConfig, env_field, env_float
 from fraudshared.grpc_server import ServicerSpec
+from fraudshared.identity.policy import ROLES
 from fraudshared.service import ServiceContext
 from fraudshared.telemetry import get_logger
 from services.governance.adapters.artifact_checks import validate_artifacts
@@ -23,10 +25,13 @@ from services.governance.adapters.decision_log import JetStreamDecisionLog
 from services.governance.adapters.event_log import JetStreamModelEvents
 from services.governance.adapters.registry_sql import RegistryProjection
 from services.governance.adapters.registry_tables import default_database_url, make_engine
+from services.governance.adapters.role_log import JetStreamRoleLog
 from services.governance.adapters.triton_deployer import BACKENDS, TritonDeployer
+from services.governance.entrypoints.access_servicer import SERVICE_NAME as ACCESS_SERVICE_NAME
+from services.governance.entrypoints.access_servicer import AccessServicer
 from services.governance.entrypoints.grpc_servicer import SERVICE_NAME, GovernanceServicer
 from services.governance.notary.bootstrap import start_notary
-from services.governance.service_layer import handlers, projection
+from services.governance.service_layer import access, handlers, projection
 
 SERVICE = "governance"
 log = get_logger(__name__)
@@ -103,7 +108,11 @@ async def _reconcile_forever(gov: handlers.Governance, every_s: float) -> None:
 
 
 async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
-    """Builds the governance servicer; the registry catches up with the MODELS stream before serving."""
+    """Builds the governance and access servicers; the registry catches up with the MODELS stream before serving.
+
+    The access servicer appends grants to ACCESS and lists them from the fold the auth interceptor reads
+    (``ctx.grants``, kept current by the shared lifecycle).
+    """
     config = await asyncio.to_thread(lambda: GovernanceConfig.from_env().resolved(ctx.config.var_dir))
     gov = await asyncio.to_thread(build_governance, config, ctx)
     position = await projection.catch_up(gov)
@@ -117,4 +126,8 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
     await start_notary(ctx)  # audit checkpoints, in the background (FRAUD_NOTARY_EVERY_N / _EVERY_S)
     reconciler = asyncio.ensure_future(_reconcile_forever(gov, env_float("FRAUD_GOVERNANCE_RECONCILE_EVERY_S", 5.0)))
     ctx.on_shutdown.append(reconciler.cancel)
-    return [(pb_grpc.add_GovernanceServiceServicer_to_server, GovernanceServicer(gov), SERVICE_NAME)]
+    access_use_cases = access.Access(JetStreamRoleLog(ctx.js), ctx.grants, ROLES)
+    return [
+        (pb_grpc.add_GovernanceServiceServicer_to_server, GovernanceServicer(gov), SERVICE_NAME),
+        (access_grpc.add_AccessServiceServicer_to_server, AccessServicer(access_use_cases), ACCESS_SERVICE_NAME),
+    ]

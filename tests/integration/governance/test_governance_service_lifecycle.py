@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,7 @@ from services.governance.adapters.registry_sql import RegistryProjection
 from services.governance.adapters.registry_tables import default_database_url, make_engine
 from services.governance.adapters.triton_repository import TritonModelControl
 from tests.integration.governance.governance_support import (
+    APPROVER,
     CANARY,
     CHAMPION,
     Artifacts,
@@ -53,8 +55,11 @@ async def test_lifecycle_register_to_rollback_with_triton_and_registry_answers(
     assert registered.artifact_sha256 == hashlib.sha256(artifacts.onnx).hexdigest()
     assert registered.explainer_artifact_sha256 == hashlib.sha256(artifacts.explainer).hexdigest()
     assert registered.validation_checks["explainer"].startswith("lightgbm booster, 3 features")
-    approved = await approve(stub, name, "1.0.0")
-    assert approved.stage == pb.MODEL_STAGE_APPROVED and list(approved.approvers) == ["risk-officer", "model-validator"]
+    approved = await approve(instance, name, "1.0.0")
+    assert approved.stage == pb.MODEL_STAGE_APPROVED and list(approved.approvers) == [
+        "user:dev-approver",
+        "user:dev-approver-2",
+    ]
     deployed = await stub.DeployModel(deploy_request(name))
     register_to_serving_s = time.perf_counter() - started
     print(f"\nregister -> serving (register, 2 approvals, load + warm in Triton): {register_to_serving_s:.2f} s")
@@ -65,18 +70,16 @@ async def test_lifecycle_register_to_rollback_with_triton_and_registry_answers(
     assert scores.shape == (2,) and np.all((scores >= 0) & (scores <= 1))
     t_v1 = datetime.now(UTC)
 
-    await ready(stub, name, artifacts, "1.1.0", CANARY, 20)
+    await ready(instance, name, artifacts, "1.1.0", CANARY, 20)
     assert ready_models(triton, name, ["1.0.0", "1.1.0"]) == {"1.0.0": True, "1.1.0": True}
     t_canary = datetime.now(UTC)
 
-    promoted = (
-        await stub.PromoteModel(pb.PromoteModelRequest(model_name=name, version="1.1.0", promoted_by="own"))
-    ).model
+    promoted = (await stub.PromoteModel(pb.PromoteModelRequest(model_name=name, version="1.1.0"))).model
     assert (promoted.role, promoted.canary_percent) == (CHAMPION, 0)
     assert ready_models(triton, name, ["1.0.0", "1.1.0"]) == {"1.0.0": False, "1.1.0": True}
     t_v2 = datetime.now(UTC)
 
-    restored = (await stub.RollbackModel(pb.RollbackModelRequest(model_name=name, rolled_back_by="oncall"))).model
+    restored = (await stub.RollbackModel(pb.RollbackModelRequest(model_name=name))).model
     assert (restored.version, restored.role, restored.stage) == ("1.0.0", CHAMPION, pb.MODEL_STAGE_DEPLOYED)
     assert ready_models(triton, name, ["1.0.0", "1.1.0"]) == {"1.0.0": True, "1.1.0": False}
     t_back = datetime.now(UTC)
@@ -108,7 +111,7 @@ async def test_lifecycle_register_to_rollback_with_triton_and_registry_answers(
 
     lineage = await stub.GetModel(pb.GetModelRequest(model_name=name, version="1.1.0"))
     assert lineage.model.stage == pb.MODEL_STAGE_RETIRED and lineage.model.data_split["train"]
-    assert [a.approver for a in lineage.approvals] == ["risk-officer", "model-validator"]
+    assert [a.approver for a in lineage.approvals] == ["user:dev-approver", "user:dev-approver-2"]
     assert [(h.kind, h.role) for h in lineage.history] == [
         ("validated", 0),
         ("deployed", CANARY),
@@ -191,22 +194,23 @@ async def test_bad_requests_get_clear_codes_and_append_nothing(
     assert await subject_event_types(js, name) == []
 
     await stub.RegisterModel(register_request(name, artifacts))
-    approval = pb.ApproveModelRequest(model_name=name, version="1.0.0", approver="risk-officer")
-    cases = [
-        (stub.RegisterModel(register_request(name, artifacts)), grpc.StatusCode.ALREADY_EXISTS),
-        (stub.DeployModel(deploy_request(name)), grpc.StatusCode.FAILED_PRECONDITION),
-        (stub.DeployModel(deploy_request(name, "9.9.9")), grpc.StatusCode.NOT_FOUND),
-        (stub.ApproveModel(pb.ApproveModelRequest(model_name=name, version="1.0.0", approver="trainer")), None),
-        (stub.ApproveModel(approval), grpc.StatusCode.OK),
-        (stub.ApproveModel(approval), grpc.StatusCode.FAILED_PRECONDITION),
-        (stub.PromoteModel(pb.PromoteModelRequest(model_name=name, version="1.0.0", promoted_by="o")), None),
-        (stub.RollbackModel(pb.RollbackModelRequest(model_name=name, rolled_back_by="o")), None),
+    approval = pb.ApproveModelRequest(model_name=name, version="1.0.0")
+    approver = instance.as_(APPROVER)
+    cases: list[tuple[Callable[[], Any], grpc.StatusCode | None]] = [
+        (lambda: stub.RegisterModel(register_request(name, artifacts)), grpc.StatusCode.ALREADY_EXISTS),
+        (lambda: stub.DeployModel(deploy_request(name)), grpc.StatusCode.FAILED_PRECONDITION),
+        (lambda: stub.DeployModel(deploy_request(name, "9.9.9")), grpc.StatusCode.NOT_FOUND),
+        (lambda: stub.ApproveModel(approval), grpc.StatusCode.PERMISSION_DENIED),  # the owner is no approver
+        (lambda: approver.ApproveModel(approval), grpc.StatusCode.OK),
+        (lambda: approver.ApproveModel(approval), grpc.StatusCode.FAILED_PRECONDITION),  # counts once
+        (lambda: stub.PromoteModel(pb.PromoteModelRequest(model_name=name, version="1.0.0")), None),
+        (lambda: stub.RollbackModel(pb.RollbackModelRequest(model_name=name)), None),
     ]
-    for call, code in cases:
+    for call, code in cases:  # one after the other: a grpc.aio call starts when it is created
         if code is grpc.StatusCode.OK:
-            await call
+            await call()
             continue
         with pytest.raises(grpc.aio.AioRpcError) as failure:
-            await call
+            await call()
         assert failure.value.code() == (code or grpc.StatusCode.FAILED_PRECONDITION), failure.value.details()
     assert await subject_event_types(js, name) == ["ModelRegistered", "ModelValidated", "ModelApproved"]

@@ -39,16 +39,16 @@ async def test_two_owners_promoting_at_once_one_wins_the_other_is_aborted(
 ) -> None:
     name = model_name()
     async with governance(env_for("race-a")) as a, governance(env_for("race-b")) as b:
-        await ready(a.stub, name, artifacts, "1.0.0", CHAMPION)
-        await ready(a.stub, name, artifacts, "1.1.0", CANARY, 10)
-        await ready(b.stub, name, artifacts, "1.2.0", SHADOW)
+        await ready(a, name, artifacts, "1.0.0", CHAMPION)
+        await ready(a, name, artifacts, "1.1.0", CANARY, 10)
+        await ready(b, name, artifacts, "1.2.0", SHADOW)
         # Both instances decide on the same subject state, then both append: a real race, every time.
         both_decided = asyncio.Barrier(2)
         for instance in (a, b):
             _gate_promotions(instance.gov, both_decided)
         outcomes = await asyncio.gather(
-            a.stub.PromoteModel(pb.PromoteModelRequest(model_name=name, version="1.1.0", promoted_by="owner-a")),
-            b.stub.PromoteModel(pb.PromoteModelRequest(model_name=name, version="1.2.0", promoted_by="owner-b")),
+            a.stub.PromoteModel(pb.PromoteModelRequest(model_name=name, version="1.1.0")),
+            b.stub.PromoteModel(pb.PromoteModelRequest(model_name=name, version="1.2.0")),
             return_exceptions=True,
         )
         failed = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
@@ -84,7 +84,7 @@ async def test_racing_deploys_of_one_version_append_once_and_keep_it_loaded(
     name = model_name()
     async with governance(env_for("deploy-a")) as a, governance(env_for("deploy-b")) as b:
         await a.stub.RegisterModel(register_request(name, artifacts))
-        await approve(a.stub, name, "1.0.0")
+        await approve(a, name, "1.0.0")
         deploys = await asyncio.gather(
             a.stub.DeployModel(deploy_request(name)), b.stub.DeployModel(deploy_request(name)), return_exceptions=True
         )
@@ -104,7 +104,7 @@ async def test_deploy_with_triton_down_is_unavailable_and_changes_nothing(
     name = model_name()
     async with governance(env_for("down", triton_grpc_url=f"127.0.0.1:{find_free_port()}")) as down:
         await down.stub.RegisterModel(register_request(name, artifacts))
-        await approve(down.stub, name, "1.0.0")
+        await approve(down, name, "1.0.0")
         with pytest.raises(grpc.aio.AioRpcError) as failure:
             await down.stub.DeployModel(deploy_request(name))
         assert failure.value.code() == grpc.StatusCode.UNAVAILABLE, failure.value.details()
