@@ -1,10 +1,16 @@
-"""``fraudctl model ...`` through typer's CliRunner against an in-process governance service (real NATS, Triton)."""
+"""``fraudctl model ...`` through typer's CliRunner against an in-process governance service (real NATS, Triton).
+
+Every command calls as a development principal of the test CA (FRAUD_CREDENTIAL, or ``fraudctl --as NAME``
+with a var dir's credentials): the model-owner registers and deploys, two approvers sign off, and the
+registry records those principals, never a name typed on the command line.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -26,6 +32,7 @@ from fraudshared.nats_server import NatsServer
 from fraudshared.service import start_in_process
 from services.governance.adapters.event_log import JetStreamModelEvents
 from services.governance.bootstrap import bootstrap
+from tests.fixtures.identity import grant_dev_roles, session_pki
 
 pytestmark = pytest.mark.integration
 FEATURES = ["amount", "card_tx_count_1d", "terminal_risk_7d"]
@@ -69,7 +76,10 @@ def training_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def governance_address(nats_server: NatsServer, triton_server: object, tmp_path: Path) -> AsyncIterator[str]:
+async def governance_address(
+    nats_server: NatsServer, triton_server: object, tmp_path: Path, js: JetStreamContext
+) -> AsyncIterator[str]:
+    await grant_dev_roles(js)  # as `fraudctl up` does on first start
     saved = dict(os.environ)
     os.environ.update(
         {
@@ -100,9 +110,10 @@ class Cli:
     def __init__(self, runner: CliRunner, address: str) -> None:
         self.runner, self.address = runner, address
 
-    async def __call__(self, *args: str, ok: bool = True) -> tuple[str, str]:
+    async def __call__(self, *args: str, ok: bool = True, who: str = "dev-model-owner") -> tuple[str, str]:
         argv = ["model", *args, "--governance", self.address]
-        result = await asyncio.to_thread(self.runner.invoke, app, argv, env={"COLUMNS": "200"})
+        env = {"COLUMNS": "200", "FRAUD_CREDENTIAL": str(session_pki().files(who).cert.parent)}
+        result = await asyncio.to_thread(self.runner.invoke, app, argv, env=env)
         assert (result.exit_code == 0) is ok, (argv, result.stdout, result.stderr, result.exception)
         assert "Traceback" not in result.stdout + result.stderr
         return result.stdout, result.stderr
@@ -114,24 +125,30 @@ async def test_model_commands_from_register_to_rollback(
 ) -> None:
     cli = Cli(runner, governance_address)
     name = f"cli-fraud-{uuid.uuid4().hex[:6]}"
-    stdout, _ = await cli("register", "--from", str(training_run), "--name", name, "--registered-by", "trainer")
+    stdout, _ = await cli("register", "--from", str(training_run), "--name", name)
     assert f"registered {name} 1.0.0" in stdout and "validated" in stdout and "lightgbm booster" in stdout
+    assert "by user:dev-model-owner" in stdout  # the registrant is the caller
 
-    _, stderr = await cli("approve", name, "1.0.0", "--approver", "trainer", ok=False)
-    assert stderr.strip().startswith("error: FAILED_PRECONDITION: four eyes") and len(stderr.strip().splitlines()) == 1
-    stdout, _ = await cli("approve", name, "1.0.0", "--approver", "risk-officer")
-    assert "validated, approved by risk-officer" in stdout
-    stdout, _ = await cli("approve", name, "1.0.0", "--approver", "model-validator", "--comment", "PR curve ok")
-    assert "approved, approved by risk-officer, model-validator" in stdout
+    _, stderr = await cli("approve", name, "1.0.0", ok=False)  # the model-owner holds no approver role
+    assert stderr.strip().startswith("error: PERMISSION_DENIED: user:dev-model-owner may not call ApproveModel")
+    assert len(stderr.strip().splitlines()) == 1
+    _, stderr = await cli("approve", name, "1.0.0", "--approver", "someone-else", ok=False)
+    assert "the actor is the authenticated caller" in stderr  # an old actor option is refused, not ignored
+    stdout, _ = await cli("approve", name, "1.0.0", who="dev-approver")
+    assert "validated, approved by user:dev-approver" in stdout
+    _, stderr = await cli("approve", name, "1.0.0", who="dev-approver", ok=False)
+    assert stderr.startswith("error: FAILED_PRECONDITION") and "already approved" in stderr  # counts once
+    stdout, _ = await cli("approve", name, "1.0.0", "--comment", "PR curve ok", who="dev-approver-2")
+    assert "approved, approved by user:dev-approver, user:dev-approver-2" in stdout
 
-    stdout, _ = await cli("deploy", name, "1.0.0", "--role", "champion", "--deployed-by", "ops")
+    stdout, _ = await cli("deploy", name, "1.0.0", "--role", "champion")
     assert f"serves as champion in Triton ({name}-1-0-0)" in stdout and "registered -> serving" in stdout
     print("\n" + stdout.strip())
     v1_live = datetime.now(UTC)
 
     await cli("register", "--from", str(training_run), "--name", name, "--version", "1.1.0")
-    for approver in ("risk-officer", "model-validator"):
-        await cli("approve", name, "1.1.0", "--approver", approver)
+    for approver in ("dev-approver", "dev-approver-2"):
+        await cli("approve", name, "1.1.0", who=approver)
     _, stderr = await cli("deploy", name, "1.1.0", "--role", "canary", ok=False)
     assert "INVALID_ARGUMENT: a canary needs canary_percent between 1 and 100" in stderr
     await cli("deploy", name, "1.1.0", "--role", "canary", "--canary-percent", "25")
@@ -168,7 +185,7 @@ async def test_model_commands_from_register_to_rollback(
     stdout, _ = await cli("card", name, "1.0.0", "--out", str(out_html), "--from", str(training_run))
     assert f"written to {out_html}" in stdout.replace("\n", "")
     card = out_html.read_text()
-    assert card.startswith("<!DOCTYPE html>") and "risk-officer" in card and "data:image/png;base64" in card
+    assert card.startswith("<!DOCTYPE html>") and "user:dev-approver-2" in card and "data:image/png;base64" in card
     assert "random forest" in card and "rolled_back" in card and "AP dropped" in card
 
 
@@ -200,6 +217,26 @@ async def record_prediction(js: JetStreamContext, name: str) -> str:
     return transaction_id
 
 
+@pytest.mark.asyncio(loop_scope="session")
+async def test_as_names_a_credential_of_the_var_dir_and_a_missing_one_says_what_to_do(
+    runner: CliRunner, governance_address: str, tmp_path: Path
+) -> None:
+    var = tmp_path / "cli-var"
+    auditor = session_pki().files("dev-auditor")
+    (var / "credentials").mkdir(parents=True)
+    shutil.copytree(auditor.cert.parent, var / "credentials" / "auditor")
+    argv = ["--as", "auditor", "model", "list", "--governance", governance_address, "--var-dir", str(var)]
+    env = {"COLUMNS": "200", "FRAUD_CREDENTIAL": None, "FRAUD_TOKEN_FILE": None}
+    result = await asyncio.to_thread(runner.invoke, app, argv, env=env)
+    assert result.exit_code == 0, result.stderr
+    argv[1] = "approver"
+    result = await asyncio.to_thread(runner.invoke, app, argv, env=env)
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"error: no credential named 'approver' in {var / 'credentials'} (have: auditor)"
+    result = await asyncio.to_thread(runner.invoke, app, argv[2:], env=env)
+    assert result.exit_code == 1 and "no credential: pass --as <name>" in result.stderr
+
+
 def test_without_a_runtime_or_address_the_error_says_what_to_do(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(app, ["model", "list", "--var-dir", str(tmp_path)], env={"FRAUD_GOVERNANCE_ADDR": None})
     assert result.exit_code == 1
@@ -218,13 +255,13 @@ def test_training_run_metadata_is_read_defensively() -> None:
         "split": {"train": {"start": "a", "end": "b"}, "test": ["c", "d"]},
         "reference_profile": {"amount": {"bin_edges": [0, 1], "frequencies": [1.0]}, "rows": 5},
     }
-    request = register_request(metadata, b"onnx", b"", name=None, version=None, by="me")
-    assert (request.model_name, request.version, request.registered_by) == ("m", "2.0.0", "me")
+    request = register_request(metadata, b"onnx", b"", name=None, version=None)
+    assert (request.model_name, request.version, request.registered_by) == ("m", "2.0.0", "")  # the caller is
     assert dict(request.metrics) == {"auc_roc": 0.9, "parity_rows": 10.0}
     assert dict(request.params) == {"n_estimators": "100"}
     assert dict(request.data_split) == {"train": "a/b", "test": "c/d"}
     assert request.reference_profile.rows == 5 and request.reference_profile.histograms[0].feature == "amount"
     with pytest.raises(ModelCliError, match="no thresholds"):
-        register_request({**metadata, "thresholds": {}}, b"onnx", b"", name=None, version=None, by="me")
+        register_request({**metadata, "thresholds": {}}, b"onnx", b"", name=None, version=None)
     with pytest.raises(ModelCliError, match="--name and --version"):
-        register_request({"thresholds": metadata["thresholds"]}, b"onnx", b"", name=None, version=None, by="me")
+        register_request({"thresholds": metadata["thresholds"]}, b"onnx", b"", name=None, version=None)
