@@ -84,37 +84,43 @@ def stream_subjects() -> dict[str, tuple[str, ...]]:
 ALL_STREAMS = tuple(stream_subjects())
 _EVERY_SERVICE_READS = (ACCESS_STREAM, "QUARANTINE")  # role grants; a quarantine append checks the last record
 
+
+def _readers(service: str) -> tuple[str, ...]:
+    """Quarantine reader names of a service: its own followers, and its grants follower (fraudshared.service)."""
+    return (service, f"{service}-access")
+
+
 # The table (docs/nats-access.md). Derived from the code: each service appends its own streams, follows or
 # looks up what it reads, and the hot path's request-reply runs ingest -> features -> scoring -> ingest.
 NATS_ACCESS: Mapping[str, NatsGrant] = {
     "service:ingest": NatsGrant(
         appends_to=("TRANSACTIONS", "LABELS", "PRIVACY"),
         reads=("TRANSACTIONS", "PREDICTIONS", "LABELS", "PRIVACY", *_EVERY_SERVICE_READS),
-        quarantines_as=("ingest",),
+        quarantines_as=_readers("ingest"),
         requests=(FEATURES_RPC,),  # decide: features forwards to scoring, whose answer comes back to ingest
     ),
     "service:features": NatsGrant(
         appends_to=("FEATURES",),
         reads=("FEATURES", "LABELS", *_EVERY_SERVICE_READS),
-        quarantines_as=("features",),
+        quarantines_as=_readers("features"),
         requests=(SCORING_RPC,),
         serves=(FEATURES_RPC,),
     ),
     "service:scoring": NatsGrant(
         appends_to=("PREDICTIONS",),
         reads=("PREDICTIONS", "MODELS", *_EVERY_SERVICE_READS),
-        quarantines_as=("scoring",),
+        quarantines_as=_readers("scoring"),
         serves=(SCORING_RPC,),
     ),
     "service:governance": NatsGrant(
         appends_to=("MODELS", "AUDIT", ACCESS_STREAM),  # the notary runs inside governance: AUDIT is its alone
         reads=ALL_STREAMS,
-        quarantines_as=("governance",),
+        quarantines_as=_readers("governance"),
     ),
     "service:monitor": NatsGrant(
         appends_to=("MONITOR",),
         reads=("PREDICTIONS", "LABELS", "MONITOR", *_EVERY_SERVICE_READS),
-        quarantines_as=("monitor",),
+        quarantines_as=_readers("monitor"),
     ),
     "service:bootstrap": NatsGrant(appends_to=(ACCESS_STREAM,), reads=(ACCESS_STREAM,), manages_streams=True),
     "user:dev-auditor": NatsGrant(reads=ALL_STREAMS),
