@@ -162,7 +162,7 @@ def deploy_request(name: str, version: str = "1.0.0", role: int = CHAMPION, perc
         model_name=name,
         version=version,
         role=role,
-        canary_percent=percent,  # type: ignore[arg-type]
+        canary_percent=percent,
     )
 
 

@@ -57,7 +57,7 @@ class FakeEventStore:
         if self.before_append is not None:
             hook, self.before_append = self.before_append, None
             hook()
-        name = event.model_name  # type: ignore[attr-defined]
+        name = event.model_name
         if expected_last_seq is not None and self.last_on(name) != expected_last_seq:
             raise ConcurrentChange(f"expected {expected_last_seq}, found {self.last_on(name)}")
         self.stream.append((name, event))

@@ -102,4 +102,4 @@ async def test_malformed_changes_are_invalid(log: FakeAccessLog, principal: str,
 async def test_no_principal_is_unauthenticated(log: FakeAccessLog) -> None:
     request = pb.GrantRoleRequest(principal="user:carol", role="approver", reason="r")
     with pytest.raises(Aborted, match="UNAUTHENTICATED: no authenticated caller"):
-        await AccessServicer(Access(log, log, ROLES)).GrantRole(request, FakeContext())  # type: ignore[arg-type]
+        await AccessServicer(Access(log, log, ROLES)).GrantRole(request, FakeContext())

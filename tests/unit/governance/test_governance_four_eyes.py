@@ -69,4 +69,4 @@ def test_events_record_the_principals() -> None:
     approve(model, APPROVER)
     approve(model, APPROVER_2)
     deployed = decisions.decide_deploy(model, DeployModel(NAME, "1.0.0", Role.CHAMPION, OWNER), NOW).events[0]
-    assert (model.get("1.0.0").registered_by, deployed.deployed_by) == (OWNER, OWNER)  # type: ignore[attr-defined]
+    assert (model.get("1.0.0").registered_by, deployed.deployed_by) == (OWNER, OWNER)
