@@ -1,4 +1,5 @@
-"""Erasure inside the immutable log: `fraudctl privacy forget` on a running platform, then verify and replay."""
+"""Erasure inside the immutable log: `fraudctl privacy forget` (IngestService.ForgetCardholder as the caller) on a
+running platform, then verify and replay; a caller without the privacy-officer role erases nothing."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
-import grpc
 import nats
 import nats.js.errors
 import pytest
@@ -26,6 +26,7 @@ from fraud.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
 from fraudml.datagen import synthetic_pan
 from fraudshared.events.envelope import from_nats
 from fraudshared.privacy import ERASED, SqliteSubjectKeyStore, read_field
+from tests.fixtures.identity import aio_channel, session_pki
 from tests.fixtures.platform import Platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
@@ -45,16 +46,19 @@ def request(tx_id: str, pan: str, minutes: int) -> ingest.ScoreTransactionReques
     return r
 
 
-async def fraudctl(platform: Platform, *args: str, stdin: str = "", code: int = 0) -> str:
+async def fraudctl(platform: Platform, *args: str, stdin: str = "", code: int = 0, who: str = "dev-auditor") -> str:
+    """Runs fraudctl as `who` (FRAUD_CREDENTIAL: a directory with the principal's ca/cert/key.pem)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VAULT_")}
+    where = ["--ingest", platform.address("ingest")] if args[0] == "privacy" else ["--nats", platform.nats_url]
+    credential_dir = session_pki().files(who).cert.parent
     done = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "fraudctl", *args, "--var-dir", str(platform.var_dir), "--nats", platform.nats_url],
+        [sys.executable, "-m", "fraudctl", *args, "--var-dir", str(platform.var_dir), *where],
         input=stdin,
         capture_output=True,
         text=True,
         timeout=120,
-        env={**env, "FRAUD_VAR_DIR": str(platform.var_dir)},
+        env={**env, "FRAUD_VAR_DIR": str(platform.var_dir), "FRAUD_CREDENTIAL": str(credential_dir)},
     )
     assert done.returncode == code, done.stdout + done.stderr
     return done.stdout + done.stderr
@@ -88,7 +92,7 @@ async def sealed(platform: Platform, stream: str, timeout_s: float = 30.0) -> No
 
 
 async def test_forget_erases_the_card_token_while_the_log_still_verifies_and_replays(platform: Platform) -> None:
-    async with grpc.aio.insecure_channel(platform.address("ingest")) as channel:
+    async with aio_channel(platform.address("ingest"), "dev-scorer") as channel:
         stub = ingest_grpc.IngestServiceStub(channel)
         for i, pan in enumerate((FORGOTTEN, KEPT, FORGOTTEN, KEPT, FORGOTTEN)):
             await stub.ScoreTransaction(request(f"pf-{i}", pan, i), timeout=10)
@@ -98,8 +102,16 @@ async def test_forget_erases_the_card_token_while_the_log_still_verifies_and_rep
     token = read_field(keys, before.subject_id, "card_token", before.sealed_card_token)
     assert token.startswith("ct_")
 
+    refused = await fraudctl(
+        platform, "privacy", "forget", "--pan-stdin", "--reason", "x", stdin=FORGOTTEN, code=1, who="dev-scorer"
+    )
+    assert "PERMISSION_DENIED" in refused and FORGOTTEN not in refused
+    assert read_field(keys, before.subject_id, "card_token", before.sealed_card_token) == token  # nothing erased
+    claimed = await fraudctl(platform, "privacy", "forget", "--pan-stdin", "--actor", "dpo", stdin=FORGOTTEN, code=2)
+    assert "authenticated caller" in claimed  # who asks is the credential, not an option
+
     said = await fraudctl(
-        platform, "privacy", "forget", "--pan-stdin", "--actor", "dpo", "--reason", "ticket 7", stdin=FORGOTTEN
+        platform, "privacy", "forget", "--pan-stdin", "--reason", "ticket 7", stdin=FORGOTTEN, who="dev-privacy-officer"
     )
     assert f"forgot subject {before.subject_id}" in said and FORGOTTEN not in said and token not in said
 
@@ -116,7 +128,7 @@ async def test_forget_erases_the_card_token_while_the_log_still_verifies_and_rep
     try:
         raw = await nc.jetstream().get_last_msg("PRIVACY", f"fraud.privacy.erased.{before.subject_id}")
         erased = from_nats(raw.headers, raw.data).payload(privacy_events.SubjectErased)
-        assert (erased.requested_by, erased.reason) == ("dpo", "ticket 7")
+        assert (erased.requested_by, erased.reason) == ("user:dev-privacy-officer", "ticket 7")
         assert token.encode() not in raw.data
     finally:
         await nc.close()
@@ -132,14 +144,19 @@ async def test_forget_erases_the_card_token_while_the_log_still_verifies_and_rep
     assert ERASED in explained and before.subject_id in explained
     timeline = await fraudctl(platform, "audit", "timeline", "--json")
     rows = [json.loads(line) for line in timeline.splitlines() if line.startswith("{")]
-    assert any(r["kind"] == "SubjectErased" and r["who"] == "dpo" and "ticket 7" in r["what"] for r in rows)
+    assert any(
+        r["kind"] == "SubjectErased" and r["who"] == "user:dev-privacy-officer" and "ticket 7" in r["what"]
+        for r in rows
+    )
 
-    again = await fraudctl(platform, "privacy", "forget", "--pan-stdin", stdin=FORGOTTEN, code=1)
+    again = await fraudctl(
+        platform, "privacy", "forget", "--pan-stdin", stdin=FORGOTTEN, code=1, who="dev-privacy-officer"
+    )
     assert "already forgotten" in again and FORGOTTEN not in again
 
-    # Ingest dropped its cached key when SubjectErased reached it (not after its 60 s cache time): the card's
-    # next transaction starts a new subject, readable under a new key.
-    async with grpc.aio.insecure_channel(platform.address("ingest")) as channel:
+    # Ingest forgot the key itself (no cached copy survives): the card's next transaction starts a new subject,
+    # readable under a new key.
+    async with aio_channel(platform.address("ingest"), "dev-scorer") as channel:
         await ingest_grpc.IngestServiceStub(channel).ScoreTransaction(request("pf-5", FORGOTTEN, 5), timeout=10)
     reborn = await received(platform, "pf-5")
     assert reborn.subject_id not in ("", before.subject_id)
