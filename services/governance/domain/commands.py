@@ -1,4 +1,9 @@
-"""Commands: what a caller asks governance to do (imperative names; events are their past tense)."""
+"""Commands: what a caller asks governance to do (imperative names; events are their past tense).
+
+The actor of each command (``registered_by``, ``approver``, ``deployed_by``, ``promoted_by``, ``rolled_back_by``)
+is the authenticated caller's principal id (``user:alice``, ``service:monitor``), filled in by the gRPC
+entrypoint from `current_principal()`, never from a request field: four eyes compare these ids.
+"""
 
 from __future__ import annotations
 
