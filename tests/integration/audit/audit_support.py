@@ -20,7 +20,7 @@ from fraudshared.events.envelope import event_id, new_envelope
 from fraudshared.events.store import EventStore
 from fraudshared.events.streams import StreamSpec, ensure_streams
 from fraudshared.nats_server import NatsServer
-from fraudshared.secrets import DevSecretStore
+from fraudshared.secrets import DevSecretStore, dev_secrets_file
 from services.governance.notary.adapters.log import JetStreamNotaryLog
 from services.governance.notary.adapters.signing import SecretsSigningKeys
 from services.governance.notary.service import Notary, NotaryConfig
@@ -90,7 +90,7 @@ async def append_labels(js: JetStreamContext, spec: StreamSpec, first: int, last
 
 async def seal(js: JetStreamContext, var_dir: Path, streams: list[tuple[str, str]], every_n: int = 10) -> None:
     """Runs a notary until every stream is sealed up to its end."""
-    secrets = DevSecretStore(var_dir / "secrets.dev.json")
+    secrets = DevSecretStore(dev_secrets_file(var_dir, "governance"))
     notary = Notary(
         JetStreamNotaryLog(js, EventStore(js)),
         SecretsSigningKeys(secrets),

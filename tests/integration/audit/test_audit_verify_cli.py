@@ -13,7 +13,7 @@ from fraudshared.audit.keys import SIGNING_SECRET_KEY, SIGNING_SECRET_PATH, load
 from fraudshared.events.envelope import from_nats
 from fraudshared.events.streams import ensure_streams
 from fraudshared.nats_server import NatsServer
-from fraudshared.secrets import DevSecretStore
+from fraudshared.secrets import DevSecretStore, dev_secrets_file
 from tests.integration.audit.audit_support import (
     Cli,
     append_labels,
@@ -120,7 +120,7 @@ async def test_keys_wrong_and_rotated(server: NatsServer, js: JetStreamContext, 
     streams = [(spec.name, spec.subjects[0])]
     await append_labels(js, spec, 1, 10)
     await seal(js, var_dir, streams)
-    secrets = DevSecretStore(var_dir / "secrets.dev.json")
+    secrets = DevSecretStore(dev_secrets_file(var_dir, "governance"))
     old = load_signing_key(secrets)
     secrets.put(SIGNING_SECRET_PATH, {SIGNING_SECRET_KEY: "ab" * 32})  # rotation: version 2
     await append_labels(js, spec, 11, 20)
@@ -160,6 +160,6 @@ async def test_bad_input_is_one_line_and_a_non_zero_exit(
     assert "is not a transaction id" in await cli("prove", "--transaction", "a.b", code=2)
     assert "cannot connect to NATS" in await cli("verify", code=3, nats_url="nats://127.0.0.1:1")
     broken = var_dir / "broken"
-    DevSecretStore(broken / "secrets.dev.json").put(SIGNING_SECRET_PATH, {SIGNING_SECRET_KEY: "not-hex"})
+    DevSecretStore(dev_secrets_file(broken, "governance")).put(SIGNING_SECRET_PATH, {SIGNING_SECRET_KEY: "not-hex"})
     out = await Cli(server, broken)("verify", "--stream", spec.name, code=3)
     assert "cannot read the verifying keys" in out and "is not the hex of a 32-byte seed" in out
