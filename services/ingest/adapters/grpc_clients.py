@@ -13,13 +13,26 @@ from fraud.scoring.v1 import scoring_service_pb2 as scoring
 from fraud.scoring.v1 import scoring_service_pb2_grpc as scoring_grpc
 from fraudshared.decision_chain import score_request
 from fraudshared.grpc_channel import RECONNECT_OPTIONS
+from fraudshared.identity.client import ClientCredential, secure_aio_channel
+from fraudshared.identity.pki import CredentialFiles
+from fraudshared.identity.tls import service_credential_files
 from services.ingest.adapters.downstream import downstream_failure
 from services.ingest.service_layer.ports import FeaturesClient, ScoringClient
 
 
-def channel(address: str) -> grpc.aio.Channel:
-    """An insecure loopback channel with client tracing (mTLS arrives with the security work)."""
-    return grpc.aio.insecure_channel(address, options=RECONNECT_OPTIONS, interceptors=aio_client_interceptors())
+def channel(address: str, files: CredentialFiles | None = None) -> grpc.aio.Channel:
+    """An mTLS channel with client tracing, as service:ingest (`files`, default: ingest's own from the env).
+
+    Raises:
+        fraudshared.config.ConfigError: If ingest's certificate is not configured (names the variable).
+    """
+    files = files or service_credential_files("ingest")
+    return secure_aio_channel(
+        address,
+        ClientCredential(ca=files.ca, files=files),
+        options=RECONNECT_OPTIONS,
+        interceptors=aio_client_interceptors(),
+    )
 
 
 def _translate(exc: grpc.aio.AioRpcError, what: str) -> Exception:

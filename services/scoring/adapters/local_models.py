@@ -21,6 +21,9 @@ from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential
 from fraud.governance.v1 import governance_service_pb2 as gov
 from fraud.governance.v1 import governance_service_pb2_grpc as gov_grpc
 from fraudshared.grpc_channel import RECONNECT_OPTIONS
+from fraudshared.identity.client import ClientCredential, secure_aio_channel
+from fraudshared.identity.pki import CredentialFiles
+from fraudshared.identity.tls import service_credential_files
 from fraudshared.telemetry import get_logger
 from services.scoring.domain.catalog import ServingModel
 
@@ -34,9 +37,17 @@ class ArtifactMismatch(ValueError):
 class LocalModels:
     """In-process ONNX sessions and LightGBM explainers keyed by artifact sha256."""
 
-    def __init__(self, governance_addr: str) -> None:
-        self._channel = grpc.aio.insecure_channel(
-            governance_addr, options=[("grpc.max_receive_message_length", 64 << 20), *RECONNECT_OPTIONS]
+    def __init__(self, governance_addr: str, files: CredentialFiles | None = None) -> None:
+        """Fetch from governance at `governance_addr` as service:scoring (`files`, default: scoring's own).
+
+        Raises:
+            fraudshared.config.ConfigError: If scoring's certificate is not configured (names the variable).
+        """
+        files = files or service_credential_files("scoring")
+        self._channel = secure_aio_channel(
+            governance_addr,
+            ClientCredential(ca=files.ca, files=files),
+            options=[("grpc.max_receive_message_length", 64 << 20), *RECONNECT_OPTIONS],
         )
         self._stub = gov_grpc.GovernanceServiceStub(self._channel)
         self._sessions: dict[str, ort.InferenceSession] = {}
