@@ -20,7 +20,6 @@ import grpc
 import nats
 import pytest
 import pytest_asyncio
-from rich.console import Console
 
 from fraud.common.v1 import decision_pb2 as common
 from fraud.common.v1 import money_pb2
@@ -34,10 +33,13 @@ from fraudshared.readiness import wait_until_serving
 from fraudshared.service import start_in_process
 from fraudshared.triton_server import TritonServer
 from services.governance.adapters.triton_repository import TritonModelControl
+from tests.e2e import dev_credentials
+from tests.fixtures.identity import aio_channel, credential
 from tests.fixtures.platform import Platform, running_platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 NOW = datetime.now(UTC).replace(microsecond=0)
+PROBE = credential("dev-auditor")  # health needs no role, only a certificate from the platform's CA
 
 
 @dataclass
@@ -84,7 +86,8 @@ async def stack(servers: tuple[NatsServer, TritonServer, Path]) -> AsyncIterator
     try:
         platform = await exits.enter_async_context(running_platform(env))
         result = train(generate(n_customers=200, n_terminals=2000, n_days=30, seed=5), train_days=16)
-        version, _ = await deploy(platform.address("governance"), result, Console(quiet=True))
+        dev_credentials.install(platform.var_dir)  # deploy calls as model-owner, approver and approver-2
+        version, _ = await deploy(platform.address("governance"), platform.var_dir, result)
         stack = Stack(nats_server, triton, platform, version, env, exits)
         await wait_for_path(stack, common.SCORING_PATH_TRITON)
         yield stack
@@ -105,7 +108,7 @@ def request(
 
 
 async def score(stack: Stack, r: ingest.ScoreTransactionRequest) -> ingest.ScoreTransactionResponse:
-    async with grpc.aio.insecure_channel(stack.platform.address("ingest")) as channel:
+    async with aio_channel(stack.platform.address("ingest"), "dev-scorer") as channel:
         return await ingest_grpc.IngestServiceStub(channel).ScoreTransaction(r, timeout=10)
 
 
@@ -150,7 +153,7 @@ async def test_triton_down_falls_to_in_process_onnx_and_returns_when_triton_is_b
         assert response.scoring_path == common.SCORING_PATH_LOCAL_ONNX
         assert response.degraded and response.model.version == stack.version  # the champion, flagged: Triton failed
         # Triton is down and the in-process copy answers: scoring can do its job, so it stays ready.
-        await wait_until_serving(stack.platform.address("scoring"), timeout_s=20)
+        await wait_until_serving(stack.platform.address("scoring"), timeout_s=20, credential=PROBE)
     finally:
         stack.triton.start(same_ports=True)
     # A restarted Triton (explicit model control) starts empty: governance's reconciler loads the champion
@@ -158,7 +161,7 @@ async def test_triton_down_falls_to_in_process_onnx_and_returns_when_triton_is_b
     response = await wait_for_path(stack, common.SCORING_PATH_TRITON)
     assert TritonModelControl(stack.triton.grpc_url).is_ready(f"{MODEL_NAME}-{stack.version.replace('.', '-')}")
     assert response.scoring_path == common.SCORING_PATH_TRITON and not response.degraded
-    await wait_until_serving(stack.platform.address("scoring"), timeout_s=20)
+    await wait_until_serving(stack.platform.address("scoring"), timeout_s=20, credential=PROBE)
 
 
 async def test_after_a_restart_the_first_decision_is_the_champions_through_triton(stack: Stack) -> None:
@@ -166,7 +169,7 @@ async def test_after_a_restart_the_first_decision_is_the_champions_through_trito
     # until every service reports SERVING means scoring has its champion answering in Triton again.
     await stack.restart_platform()
     for service in stack.platform.services.values():
-        await wait_until_serving(service.address, timeout_s=60)
+        await wait_until_serving(service.address, timeout_s=60, credential=PROBE)
     response = await score(stack, request("first-after-restart", minutes=-20))
     assert response.scoring_path == common.SCORING_PATH_TRITON and not response.degraded
     assert response.model.version == stack.version and response.model.name == MODEL_NAME
@@ -200,7 +203,7 @@ async def test_overload_is_shed_with_resource_exhausted_and_nothing_hangs(stack:
     nc = await nats.connect(stack.nats.url)
     before = (await nc.jetstream().stream_info("TRANSACTIONS")).state.messages
     started = time.monotonic()
-    async with grpc.aio.insecure_channel(stack.platform.address("ingest")) as channel:
+    async with aio_channel(stack.platform.address("ingest"), "dev-scorer") as channel:
         stub = ingest_grpc.IngestServiceStub(channel)
         calls = [stub.ScoreTransaction(request(f"burst-{i}", minutes=-5), timeout=5) for i in range(64)]
         results = await asyncio.gather(*calls, return_exceptions=True)

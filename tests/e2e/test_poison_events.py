@@ -15,13 +15,11 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import grpc
 import nats
 import pytest
 import pytest_asyncio
 from google.protobuf import wrappers_pb2
 from nats.js import JetStreamContext
-from rich.console import Console
 
 from fraud.common.v1 import decision_pb2 as common
 from fraud.common.v1 import money_pb2
@@ -34,6 +32,8 @@ from fraudml.train import train
 from fraudshared.events import EventStore, UnexpectedType, event_id, new_envelope, to_nats
 from fraudshared.nats_server import NatsServer
 from fraudshared.triton_server import TritonServer
+from tests.e2e import dev_credentials
+from tests.fixtures.identity import aio_channel
 from tests.fixtures.platform import running_platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
@@ -105,7 +105,7 @@ def request(tx_id: str) -> ingest.ScoreTransactionRequest:
 
 async def decides_through_the_model(ingest_address: str, prefix: str, seconds: float = 30.0) -> None:
     deadline, attempt = time.monotonic() + seconds, 0
-    async with grpc.aio.insecure_channel(ingest_address) as channel:
+    async with aio_channel(ingest_address, "dev-scorer") as channel:
         stub = ingest_grpc.IngestServiceStub(channel)
         while True:
             attempt += 1
@@ -143,7 +143,8 @@ async def records(js: JetStreamContext) -> Counter[tuple[str, str, int]]:
 async def test_bad_events_on_every_stream_do_not_stop_the_platform(env: dict[str, str]) -> None:
     async with running_platform(env) as platform:
         result = train(generate(n_customers=150, n_terminals=150, n_days=30, seed=3), train_days=16)
-        await deploy(platform.address("governance"), result, Console(quiet=True))
+        dev_credentials.install(platform.var_dir)  # deploy calls as model-owner, approver and approver-2
+        await deploy(platform.address("governance"), platform.var_dir, result)
         await decides_through_the_model(platform.address("ingest"), "before")
         nc = await nats.connect(platform.nats_url)
         try:

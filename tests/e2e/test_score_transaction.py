@@ -10,7 +10,6 @@ import grpc
 import nats
 import pytest
 import pytest_asyncio
-from rich.console import Console
 
 from fraud.common.v1 import decision_pb2 as common
 from fraud.common.v1 import money_pb2
@@ -19,6 +18,8 @@ from fraud.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
 from fraudctl.demo import deploy
 from fraudml.datagen import generate, synthetic_pan
 from fraudml.train import train
+from tests.e2e import dev_credentials
+from tests.fixtures.identity import aio_channel
 from tests.fixtures.platform import Platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
@@ -30,7 +31,8 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 async def deployed(platform: Platform) -> str:
     df = generate(n_customers=150, n_terminals=150, n_days=30, seed=3)
     result = train(df, train_days=16, delay_days=7, test_days=7)
-    version, _ = await deploy(platform.address("governance"), result, Console(quiet=True))
+    dev_credentials.install(platform.var_dir)  # deploy calls as model-owner, approver and approver-2
+    version, _ = await deploy(platform.address("governance"), platform.var_dir, result)
     for _ in range(50):  # scoring folds the MODELS stream; wait until the champion is visible
         response = await score(platform, request("probe-ready", minutes=-600))
         if response.scoring_path == common.SCORING_PATH_TRITON:
@@ -43,7 +45,15 @@ async def deployed(platform: Platform) -> str:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def stub(platform: Platform) -> AsyncIterator[ingest_grpc.IngestServiceStub]:
-    async with grpc.aio.insecure_channel(platform.address("ingest")) as channel:
+    """Ingest as user:dev-scorer (ScoreTransaction)."""
+    async with aio_channel(platform.address("ingest"), "dev-scorer") as channel:
+        yield ingest_grpc.IngestServiceStub(channel)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def labeler(platform: Platform) -> AsyncIterator[ingest_grpc.IngestServiceStub]:
+    """Ingest as user:dev-labeler (ReportLabel)."""
+    async with aio_channel(platform.address("ingest"), "dev-labeler") as channel:
         yield ingest_grpc.IngestServiceStub(channel)
 
 
@@ -62,7 +72,7 @@ def request(
 
 
 async def score(platform: Platform, r: ingest.ScoreTransactionRequest) -> ingest.ScoreTransactionResponse:
-    async with grpc.aio.insecure_channel(platform.address("ingest")) as channel:
+    async with aio_channel(platform.address("ingest"), "dev-scorer") as channel:
         return await ingest_grpc.IngestServiceStub(channel).ScoreTransaction(r, timeout=10)
 
 
@@ -169,16 +179,16 @@ async def test_very_large_amount_is_not_approved(deployed: str, stub: ingest_grp
 
 
 async def test_labels_are_recorded_once_and_need_a_known_transaction(
-    deployed: str, stub: ingest_grpc.IngestServiceStub
+    deployed: str, stub: ingest_grpc.IngestServiceStub, labeler: ingest_grpc.IngestServiceStub
 ) -> None:
     await stub.ScoreTransaction(request("e2e-label", minutes=-5), timeout=10)
     label = ingest.ReportLabelRequest(transaction_id="e2e-label", is_fraud=True, source="chargeback")
     label.reported_at.FromDatetime(NOW)
-    assert (await stub.ReportLabel(label, timeout=10)).appended
-    assert not (await stub.ReportLabel(label, timeout=10)).appended
+    assert (await labeler.ReportLabel(label, timeout=10)).appended
+    assert not (await labeler.ReportLabel(label, timeout=10)).appended
     label.transaction_id = "never-seen"
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.ReportLabel(label, timeout=10)
+        await labeler.ReportLabel(label, timeout=10)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -234,12 +244,12 @@ async def test_grpc_transport_decides_the_same_way_and_shares_the_log(
     saved = dict(os.environ)
     os.environ.update(env)  # read by the bootstrap at start only
     try:
-        service = await start_in_process("ingest", ingest_bootstrap)
+        service = await start_in_process("ingest", ingest_bootstrap, wait_ready=True)  # roles read: ready
     finally:
         os.environ.clear()
         os.environ.update(saved)
     try:
-        async with grpc.aio.insecure_channel(service.address) as channel:
+        async with aio_channel(service.address, "dev-scorer") as channel:
             over_grpc = ingest_grpc.IngestServiceStub(channel)
             decided = await over_grpc.ScoreTransaction(request("e2e-grpc-hop", minutes=-2), timeout=10)
             assert decided.scoring_path == common.SCORING_PATH_TRITON and not decided.replayed
