@@ -70,8 +70,11 @@ class AuthInterceptor(UnaryWrappingInterceptor):
                 if self._verifier is None:
                     raise AuthError("bearer tokens are not accepted here (no OIDC issuer configured)")
                 return await asyncio.to_thread(self._verifier.verify, value[len(_BEARER) :].strip())
-        uris = context.auth_context().get("peer_spiffe_id")
+        auth = context.auth_context()
+        uris = auth.get("peer_spiffe_id")
         if not uris:
+            if auth.get("x509_pem_cert"):
+                raise AuthError("client certificate carries no single spiffe:// identity")
             raise AuthError(_NO_CREDENTIAL)
         uri = uris[0]
         principal = self._by_peer.get(uri)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import grpc.aio
@@ -18,8 +19,10 @@ from fraud.access.v1 import access_service_pb2_grpc as pb_grpc
 from fraudshared.identity import (
     AuthInterceptor,
     ClientCredential,
+    DevCA,
     Grants,
     OidcVerifier,
+    Principal,
     current_principal,
     secure_aio_channel,
     server_credentials,
@@ -127,3 +130,13 @@ async def test_no_credential_on_the_token_port_is_unauthenticated(server: Server
     refused = await _refusal(grpc.aio.secure_channel(server.token, tls_only))
     assert refused.code() == grpc.StatusCode.UNAUTHENTICATED
     assert refused.details() == "no client certificate or bearer token"
+
+
+async def test_a_certificate_of_our_ca_for_another_trust_domain_is_unauthenticated(
+    server: Server, dev_pki: DevPki, tmp_path: Path
+) -> None:
+    foreign = DevCA.load_or_create(dev_pki.directory / "pki", trust_domain="other.domain")
+    files = foreign.issue(Principal("user", "dev-auditor"), tmp_path / "foreign")
+    refused = await _refusal(secure_aio_channel(server.mtls, ClientCredential(ca=files.ca, files=files)))
+    assert refused.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert refused.details() == "certificate identity is not in trust domain fraud.local"
