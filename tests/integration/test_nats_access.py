@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import ssl
 import uuid
@@ -24,14 +23,9 @@ import pytest_asyncio
 from nats.aio.client import Client
 from nats.js.api import StreamConfig
 
-from fraud.common.v1 import decision_pb2 as common
-from fraud.common.v1 import money_pb2
 from fraud.events.v1 import transaction_events_pb2 as events
 from fraud.features.v1 import feature_service_pb2 as features
-from fraud.ingest.v1 import ingest_service_pb2 as ingest_pb
-from fraud.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
 from fraud.scoring.v1 import scoring_service_pb2 as scoring
-from fraudml.datagen import synthetic_pan
 from fraudshared import subjects
 from fraudshared.decision_chain import score_request
 from fraudshared.events.envelope import Envelope, new_envelope
@@ -43,8 +37,7 @@ from fraudshared.identity import CredentialFiles, DevCA, Principal, ssl_context
 from fraudshared.nats_access import NATS_ACCESS, render_config
 from fraudshared.nats_server import NatsServer
 from fraudshared.rpc import Forward, RpcClient, RpcServer
-from fraudshared.service import RunningService, start_in_process
-from tests.fixtures.identity import aio_channel, grant_dev_roles, session_pki
+from tests.fixtures.identity import session_pki
 
 pytestmark = pytest.mark.integration
 REFUSED_WITHIN_S = 1.0  # a refused request never gets an answer: this is how long we wait for none
@@ -330,63 +323,3 @@ def test_the_rendered_config_names_every_principal_by_its_certificate(tmp_path: 
     for user, permissions in users.items():
         assert "$JS.API.STREAM.DELETE.>" in permissions["publish"]["deny"], user
         assert "$JS.API.STREAM.PURGE.>" in permissions["publish"]["deny"], user
-
-
-async def test_the_whole_platform_scores_a_transaction_with_no_permission_violation(
-    secure_nats: NatsServer,
-    as_principal: dict[str, Connection],
-    triton_server: object,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> None:
-    from services.features.bootstrap import bootstrap as features_boot
-    from services.governance.bootstrap import bootstrap as governance_boot
-    from services.ingest.bootstrap import bootstrap as ingest_boot
-    from services.monitor.bootstrap import bootstrap as monitor_boot
-    from services.scoring.bootstrap import bootstrap as scoring_boot
-
-    await grant_dev_roles(as_principal["service:bootstrap"].js)  # as `fraudctl up` does, as service:bootstrap
-    log_before = secure_nats.log_path.stat().st_size
-    env = {
-        "FRAUD_NATS_URL": secure_nats.url,
-        "FRAUD_VAR_DIR": str(tmp_path_factory.mktemp("secure-platform-var")),
-        "FRAUD_TRITON_GRPC_URL": triton_server.grpc_url,  # type: ignore[attr-defined]
-        "FRAUD_TRITON_MODEL_REPO": str(triton_server.repo_dir),  # type: ignore[attr-defined]
-    }
-    saved = dict(os.environ)
-    running: dict[str, RunningService] = {}
-    try:
-        os.environ.update(env)  # read by each bootstrap at start only
-        running["governance"] = await start_in_process("governance", governance_boot, wait_ready=True)
-        os.environ["FRAUD_GOVERNANCE_ADDR"] = running["governance"].address
-        for name, boot in (("features", features_boot), ("scoring", scoring_boot)):
-            running[name] = await start_in_process(name, boot, wait_ready=True)
-        os.environ["FRAUD_FEATURES_ADDR"] = running["features"].address
-        os.environ["FRAUD_SCORING_ADDR"] = running["scoring"].address
-        for name, boot in (("monitor", monitor_boot), ("ingest", ingest_boot)):
-            running[name] = await start_in_process(name, boot, wait_ready=True)
-        os.environ.clear()
-        os.environ.update(saved)
-        tx_id = f"tx-secure-{uuid.uuid4().hex[:10]}"
-        request = ingest_pb.ScoreTransactionRequest(
-            transaction_id=tx_id, pan=synthetic_pan(777), terminal_id="T-0001",
-            amount=money_pb2.Money(amount_minor=4250, currency="EUR"), channel=common.CHANNEL_CARD_PRESENT,
-        )  # fmt: skip
-        request.event_time.FromDatetime(datetime.now(UTC).replace(microsecond=0))
-        async with aio_channel(running["ingest"].address, "dev-scorer") as channel:
-            answer = await ingest_grpc.IngestServiceStub(channel).ScoreTransaction(request, timeout=10)
-        assert answer.transaction_id == tx_id and answer.decision != common.DECISION_UNSPECIFIED
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        for service in reversed(list(running.values())):
-            await service.stop()
-    auditor = as_principal["user:dev-auditor"]
-    for stream, subject in (
-        ("TRANSACTIONS", subjects.transaction_received_any(tx_id)),
-        ("FEATURES", subjects.feature_vector_computed_any(tx_id)),
-        ("PREDICTIONS", subjects.prediction_made_any(tx_id)),
-    ):
-        info = await auditor.js.stream_info(stream, subjects_filter=subject)
-        assert sum((info.state.subjects or {}).values()) == 1, stream
-    logged = secure_nats.log_path.read_bytes()[log_before:].decode(errors="replace")
-    assert [line for line in logged.splitlines() if "Violation" in line] == []  # the platform never hit a wall
