@@ -1,9 +1,10 @@
 """The whole platform on a nats-server with TLS and per-principal users (issue 13, item 5).
 
 Streams and the first role grants are made by ``service:bootstrap``, as `fraudctl up` does; then every
-service starts in this process with its own certificate (tests.fixtures.identity) and a transaction is
-scored through ingest -> features -> scoring, then labelled. nats-server logs every refused publish or subscription, so
-an empty list of violations proves that the table in fraudshared.nats_access lets each service do its job.
+service starts in this process with its own certificate (tests.fixtures.identity), a transaction is scored
+through ingest -> features -> scoring, and a label reaches features. nats-server logs every refused publish
+or subscription, so an empty list of violations proves that the table in fraudshared.nats_access lets each
+service do its job.
 """
 
 from __future__ import annotations
