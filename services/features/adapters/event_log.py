@@ -103,6 +103,7 @@ class JetStreamFeatureLog:
                         self._conflict(stored.seq, key[0])
                         continue
                     met.add(key)
+                    met.add(_legacy_label_key(key))  # a later label on the old subject form is a conflict
                 try:
                     if stored.envelope.type not in RECORDED_TYPES:
                         raise UnexpectedType(f"{stored.envelope.type!r} is not a FEATURES event")
@@ -130,13 +131,16 @@ class JetStreamFeatureLog:
         kind, transaction_id = key
         if "*" in transaction_id or ">" in transaction_id:
             return False  # no exact filter: such a key is decided by the pass alone
-        subject_filter = f"fraud.features.{kind}.*.{transaction_id}"
-        async with contextlib.aclosing(messages_after(self._js, FEATURES, subject_filter, 0)) as messages:
-            async for message in messages:
-                if message.seq >= from_seq:
-                    return False  # read in this pass: `met` decides
-                if self._owned(message.subject) and _readable(message.headers, message.data):
-                    return True
+        filters = [f"fraud.features.{kind}.*.{transaction_id}"]
+        if kind == "label" and "." not in transaction_id:  # old subject form: any earlier label of it counts
+            filters.append(f"fraud.features.label.*.{transaction_id}.*")
+        for subject_filter in filters:
+            async with contextlib.aclosing(messages_after(self._js, FEATURES, subject_filter, 0)) as messages:
+                async for message in messages:
+                    if message.seq >= from_seq:
+                        break  # read in this pass: `met` decides
+                    if self._owned(message.subject) and _readable(message.headers, message.data):
+                        return True
         return False
 
     def _conflict(self, seq: int, kind: str) -> None:
@@ -168,10 +172,21 @@ def _once_key(subject: str) -> tuple[str, str] | None:
     """(kind, id) of a once-only subject ``fraud.features.<kind>.<partition>.<id>``.
 
     The id is the transaction id, or ``<transaction id>.<LABELS sequence>`` for a LabelApplied since label
-    corrections (one per label that took effect).
+    corrections (one per label that took effect). An old-form label subject conflicts with any earlier label
+    of its transaction (`_legacy_label_key`).
     """
     parts = subject.split(".", 4)
     return (parts[2], parts[4]) if len(parts) == 5 else None
+
+
+def _legacy_label_key(key: tuple[str, str]) -> tuple[str, str]:
+    """The key a label of the same transaction has on the old subject form (``...label.<p>.<tx>``).
+
+    Since corrections, each LabelApplied is on ``...label.<p>.<tx>.<labels_seq>``; an event on the old form
+    after any label of its transaction can only come from a writer that skipped the guard: a conflict.
+    """
+    kind, name = key
+    return (kind, name.split(".", 1)[0]) if kind == "label" else key
 
 
 def _readable(headers: dict[str, str] | None, body: bytes | None) -> bool:

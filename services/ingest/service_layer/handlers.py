@@ -164,11 +164,11 @@ async def report_label(request: ingest.ReportLabelRequest, deps: IngestDeps) -> 
     Every label is recorded (a correction or an outranked one too), except an identical retry; the answer
     says what it did to the label in force (`fraudshared.features.labels`, the precedence every reader uses).
     """
-    if deps.labels is None:
-        raise RuntimeError("ingest was wired without a label log")
     received = await deps.log.find_received(request.transaction_id)
     if received is None:
         raise UnknownTransaction(f"transaction_id {request.transaction_id} is not in the log")
+    if deps.labels is None:
+        raise RuntimeError("ingest was wired without a label log")
     label = events.LabelReported(
         schema_version=precedence.LABEL_SCHEMA_VERSION,
         transaction_id=request.transaction_id,
