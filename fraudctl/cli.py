@@ -155,6 +155,10 @@ from fraudctl.audit_cli import app as audit_app  # noqa: E402
 
 app.add_typer(audit_app, name="audit")
 
+from fraudctl.access_cli import app as access_app  # noqa: E402
+
+app.add_typer(access_app, name="access")
+
 from fraudctl.privacy_cli import app as privacy_app  # noqa: E402
 from fraudshared.privacy import PrivacyError  # noqa: E402
 
