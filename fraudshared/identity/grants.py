@@ -22,7 +22,7 @@ from fraudshared import subjects
 from fraudshared.events.envelope import Envelope, event_id, new_envelope
 from fraudshared.events.follow import follow
 from fraudshared.events.store import ConcurrencyError, EventStore
-from fraudshared.identity.policy import ROLES, SERVICE_ROLE
+from fraudshared.identity.policy import PLATFORM_SERVICES, ROLES, SERVICE_ROLE
 from fraudshared.identity.principal import AuthError, Principal
 from fraudshared.telemetry import get_logger
 
@@ -102,9 +102,9 @@ class Grants:
         self.apply(envelope.payload(kind), sequence)
 
     def roles_of(self, principal: Principal) -> frozenset[str]:
-        """The roles ``principal`` holds; a service principal also holds SERVICE_ROLE."""
+        """The roles ``principal`` holds; each of the platform's own services also holds SERVICE_ROLE."""
         roles = self._roles.get(principal.id, _EMPTY)
-        if principal.kind == "service":
+        if principal.kind == "service" and principal.name in PLATFORM_SERVICES:
             return roles | _SERVICE_ONLY if roles else _SERVICE_ONLY
         return roles
 

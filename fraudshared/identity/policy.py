@@ -21,8 +21,11 @@ from fraud.monitor.v1 import monitor_service_pb2
 from fraud.scoring.v1 import scoring_service_pb2
 
 ROLES = ("scorer", "labeler", "analyst", "model-owner", "approver", "auditor", "privacy-officer", "admin")
-# Implicit for every principal of kind "service": only the platform's CA issues those, never a token.
+# Implicit for the platform's own services (PLATFORM_SERVICES): only the platform's CA issues service certificates.
 SERVICE_ROLE = "service"
+# The principals that hold SERVICE_ROLE: the platform's own services. Other service principals the CA issues
+# (service:bootstrap, service:nats) hold only what is granted to them.
+PLATFORM_SERVICES = frozenset({"ingest", "features", "scoring", "governance", "monitor"})
 # No principal needed (health probes); still behind TLS on the main port.
 OPEN = frozenset({"*open*"})
 # Any authenticated principal, whatever its roles (reflection).

@@ -34,7 +34,7 @@ def test_grants_and_revocations_fold_into_roles() -> None:
     assert grants.last_seq == 7
 
 
-def test_a_service_principal_always_holds_the_service_role() -> None:
+def test_a_platform_service_always_holds_the_service_role() -> None:
     grants = Grants()
     ingest = Principal("service", "ingest")
     assert grants.roles_of(ingest) == {SERVICE_ROLE}
@@ -46,3 +46,11 @@ def test_a_service_principal_always_holds_the_service_role() -> None:
 def test_other_messages_are_refused() -> None:
     with pytest.raises(TypeError):
         Grants().apply(Timestamp())
+
+
+def test_only_the_platform_services_hold_the_service_role() -> None:
+    grants = Grants()
+    assert SERVICE_ROLE in grants.roles_of(Principal("service", "scoring"))
+    # Other certificates the CA issues (the runtime's bootstrap, NATS) get nothing implicitly.
+    assert grants.roles_of(Principal("service", "bootstrap")) == frozenset()
+    assert grants.roles_of(Principal("service", "nats")) == frozenset()
