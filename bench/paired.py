@@ -39,6 +39,7 @@ from fraud.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
 from fraudctl.demo import deploy
 from fraudctl.processes import argv, cpu_time, our_processes
 from fraudctl.procfile import Paths, load_plan
+from fraudshared.identity.client import resolve_credential, secure_aio_channel
 
 ROOT = Path(__file__).resolve().parent.parent
 WARM_UP = 200
@@ -75,6 +76,13 @@ def cpu_by_process(var_dir: Path) -> dict[str, float]:
 def used_since(before: dict[str, float], now: dict[str, float]) -> dict[str, float]:
     """CPU seconds each label used between two readings (a process that ended meanwhile drops out, as it did)."""
     return {label: now[label] - before.get(label, 0.0) for label in now if now[label] > before.get(label, 0.0)}
+
+
+def scorer_channel(address: str, var_dir: Path) -> grpc.aio.Channel:
+    """A channel to ingest as the platform's scorer credential; plaintext to a revision that issued none (pre-TLS)."""
+    if not (var_dir / "credentials" / "scorer").is_dir():
+        return grpc.aio.insecure_channel(address)
+    return secure_aio_channel(address, resolve_credential("scorer", var_dir))
 
 
 def fraudctl(root: Path, *args: str) -> None:
@@ -141,7 +149,7 @@ async def measure(
     addresses: list[str], var_dirs: list[Path], names: list[str], seconds: float, rate: float
 ) -> list[tuple[RunStats, dict[str, float]]]:
     reqs = make_requests(int(rate * seconds * 2) + 2000, os.urandom(4).hex())
-    channels = [grpc.aio.insecure_channel(address) for address in addresses]
+    channels = [scorer_channel(address, var) for address, var in zip(addresses, var_dirs, strict=True)]
     results: list[tuple[RunStats, dict[str, float]]] = []
     try:
         stubs = [ingest_grpc.IngestServiceStub(channel) for channel in channels]
@@ -185,7 +193,7 @@ def main() -> None:
             addresses = []
             for plan in plans:
                 assert plan is not None
-                asyncio.run(deploy(plan.address("governance"), result, console))
+                asyncio.run(deploy(plan.address("governance"), plan.var_dir, result))
                 addresses.append(plan.address("ingest"))
         with console.status("alternating requests between the two"):
             runs = asyncio.run(measure(addresses, var_dirs, names, opts.seconds, opts.rate))
