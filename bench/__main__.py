@@ -2,7 +2,12 @@
 
 Starts the platform with `fraudctl up` in build/bench-var, deploys a freshly trained model through
 governance, runs the load generator as a separate process, measures the baseline in this process, writes
-bench/results/<UTC timestamp>.json and prints a table.
+bench/results/<UTC timestamp>.json and prints a table. Security is on, as in production: every call is mTLS
+(the load generator presents user:dev-scorer's certificate from build/bench-var/credentials/scorer), and
+the bare baseline serves TLS with a client certificate required and writes to a JetStream behind TLS.
+
+Capacity at SLO (bench/capacity.py): the highest open-loop rate at which p99 stays under 25 ms with no
+error, searched for the platform and for the bare baseline in the same run; their ratio is reported too.
 
 Max throughput is found the same way for the platform and for the baselines: a closed loop at each
 concurrency of `--concurrency` in turn (16, 32, 64, 128 in flight by default); the best step that answered
