@@ -18,8 +18,8 @@ import logging
 import signal
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -36,6 +36,7 @@ from fraudshared.identity.oidc import OidcVerifier
 from fraudshared.identity.pki import CredentialFiles
 from fraudshared.identity.principal import DEFAULT_TRUST_DOMAIN
 from fraudshared.identity.tls import server_credentials, token_server_credentials
+from fraudshared.rate_limit import RateLimit, RateLimitInterceptor
 from fraudshared.request_guard import GuardInterceptor
 from fraudshared.unary_interceptor import UnaryWrappingInterceptor
 from fraudshared.validation import ValidationInterceptor
@@ -132,6 +133,8 @@ class ServerSecurity:
             accepts them (grpc python cannot request a client certificate without requiring it).
         token_port: The token port (0 = let the OS choose; used only with ``verifier``).
         trust_domain: The SPIFFE trust domain client certificates must name.
+        rate_limits: Full method name -> the rate each caller (principal) may call it at; checked right after
+            authentication, so a caller over its rate costs no validation or handler work.
     """
 
     files: CredentialFiles
@@ -139,6 +142,7 @@ class ServerSecurity:
     verifier: OidcVerifier | None = None
     token_port: int = 0
     trust_domain: str = DEFAULT_TRUST_DOMAIN
+    rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
 
 
 def token_port(server: grpc.aio.Server) -> int | None:
@@ -193,7 +197,8 @@ async def build_server(
         ValidationInterceptor(),
     ]
     if security is not None:
-        chain.insert(2, AuthInterceptor(security.grants, security.verifier, trust_domain=security.trust_domain))
+        auth = AuthInterceptor(security.grants, security.verifier, trust_domain=security.trust_domain)
+        chain[2:2] = [auth, RateLimitInterceptor(security.rate_limits)] if security.rate_limits else [auth]
     if tracing:
         chain.insert(0, aio_server_interceptor(tracer_provider=tracer_provider))
     server = grpc.aio.server(interceptors=[*chain, *interceptors], options=list(options))

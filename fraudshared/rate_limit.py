@@ -139,3 +139,33 @@ class RateLimitInterceptor(UnaryWrappingInterceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+# The methods each service limits per caller (FRAUD_<SERVICE>_RATE_PER_CALLER calls/s, _RATE_BURST calls).
+PER_CALLER_METHODS: dict[str, tuple[str, ...]] = {
+    "ingest": ("/fraud.ingest.v1.IngestService/ScoreTransaction",),
+}
+# A payment switch is one principal sending everything: the default sits above what one host serves here
+# (capacity at SLO ~1,000 tx/s), so it bounds a runaway or hostile caller without shaping normal traffic.
+DEFAULT_PER_CALLER = 2000.0
+
+
+def limits_from_env(service: str, env_name: str) -> dict[str, RateLimit]:
+    """The per-caller limits of ``service`` (``env_name``: its FRAUD_<NAME> part); {} when it limits nothing.
+
+    FRAUD_<NAME>_RATE_PER_CALLER: calls per second per principal (default `DEFAULT_PER_CALLER`, 0 = off);
+    FRAUD_<NAME>_RATE_BURST: calls a principal may send at once (default: one second's worth).
+
+    Raises:
+        fraudshared.config.ConfigError: If a value is not a number in range.
+    """
+    from fraudshared.config import env_float
+
+    methods = PER_CALLER_METHODS.get(service, ())
+    if not methods:
+        return {}
+    rate = env_float(f"FRAUD_{env_name}_RATE_PER_CALLER", DEFAULT_PER_CALLER, minimum=0.0)
+    if rate == 0:
+        return {}
+    burst = env_float(f"FRAUD_{env_name}_RATE_BURST", max(rate, 1.0), minimum=1.0)
+    return {method: RateLimit(rate, burst) for method in methods}

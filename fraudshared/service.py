@@ -44,6 +44,7 @@ from fraudshared.identity.grants import Grants, follow_grants
 from fraudshared.identity.oidc import OidcConfig, OidcVerifier
 from fraudshared.identity.principal import DEFAULT_TRUST_DOMAIN
 from fraudshared.identity.tls import service_credential_files, ssl_context
+from fraudshared.rate_limit import limits_from_env
 from fraudshared.readiness import Readiness, keep_reporting, own_credential, wait_until_serving
 from fraudshared.telemetry import configure_logging, get_logger, setup_telemetry, start_metrics_server
 
@@ -135,6 +136,7 @@ async def run_service(
                 OidcVerifier(oidc) if oidc else None,
                 token_port=token_port,
                 trust_domain=trust_domain,
+                rate_limits=limits_from_env(name, service_env_name(name)),
             ),
         )
         await server.start()
