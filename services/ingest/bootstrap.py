@@ -49,7 +49,9 @@ class IngestConfig(EnvConfig):
 
 async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
     config = IngestConfig.from_env()
-    key_hex, key_version = secret_store_from_env().get_version(TOKEN_KEY_PATH, TOKEN_KEY_NAME)
+    key_hex, key_version = secret_store_from_env(service=ctx.config.service_name).get_version(
+        TOKEN_KEY_PATH, TOKEN_KEY_NAME
+    )
     tokenizer = PanTokenizer(bytes.fromhex(key_hex), key_version)
     decisions: DecisionPath
     if config.internal_transport == "grpc":

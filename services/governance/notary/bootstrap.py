@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 
 from fraudshared.audit.keys import AuditKeyError
-from fraudshared.secrets import secret_store_from_env
 from fraudshared.service import ServiceContext
 from fraudshared.telemetry import get_logger
 from services.governance.notary.adapters.log import JetStreamNotaryLog
@@ -24,7 +23,7 @@ async def start_notary(ctx: ServiceContext) -> Notary:
         fraudshared.config.ConfigError: If ``FRAUD_NOTARY_EVERY_N`` / ``FRAUD_NOTARY_EVERY_S`` are unusable.
     """
     config = NotaryConfig.from_env()
-    keys = SecretsSigningKeys(await asyncio.to_thread(secret_store_from_env))
+    keys = await asyncio.to_thread(SecretsSigningKeys.from_env)
     try:
         key = await keys.current()
         log.info("notary: signing key %s version %d", key.key_id, key.version)
