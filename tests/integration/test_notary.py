@@ -16,17 +16,17 @@ from fraud.events.v1 import transaction_events_pb2 as tx_events
 from fraudshared.audit.check import verify_stream
 from fraudshared.audit.checkpoint import checkpoint_subject
 from fraudshared.audit.jetstream import read_checkpoints
-from fraudshared.audit.keys import KeyRing
+from fraudshared.audit.keys import SIGNING_SECRET_KEY, SIGNING_SECRET_PATH, KeyRing
 from fraudshared.config import CommonConfig
 from fraudshared.events.envelope import event_id, new_envelope, to_nats
 from fraudshared.events.store import EventStore
 from fraudshared.events.streams import StreamSpec, ensure_streams
-from fraudshared.secrets import DevSecretStore
+from fraudshared.secrets import DevSecretStore, dev_secrets_file
 from fraudshared.service import ServiceContext
 from services.governance.notary.adapters.log import JetStreamNotaryLog
 from services.governance.notary.adapters.signing import SecretsSigningKeys
 from services.governance.notary.bootstrap import start_notary
-from services.governance.notary.service import Notary, NotaryConfig
+from services.governance.notary.service import Notary, NotaryConfig, audited_streams
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
@@ -127,11 +127,16 @@ async def test_governance_hook_starts_and_stops_the_notary(
         ctx = ServiceContext(CommonConfig("governance"), nats_client, js, EventStore(js), stack)
         notary = await start_notary(ctx)
         await asyncio.sleep(0.3)
+        # ACCESS (the role grants) is sealed like every other stream but AUDIT itself.
         streams = {"TRANSACTIONS", "FEATURES", "PREDICTIONS", "LABELS", "MODELS", "MONITOR", "PRIVACY", "QUARANTINE"}
-        assert set(notary.sealed_up_to) <= streams
+        assert {name for name, _ in audited_streams()} == streams | {"ACCESS"}
+        assert set(notary.sealed_up_to) <= streams | {"ACCESS"}
         for cleanup in ctx.on_shutdown:
             await cleanup()
-    assert (tmp_path / "secrets.dev.json").exists()
+    # The signing key is governance's own secret, in its own development file (no shared file any more).
+    governance = DevSecretStore(dev_secrets_file(tmp_path, "governance"))
+    assert governance.get_version(SIGNING_SECRET_PATH, SIGNING_SECRET_KEY)[1] == 1
+    assert not (tmp_path / "secrets.dev.json").exists()
     assert os.environ["FRAUD_NOTARY_EVERY_N"] == "50"
 
 
