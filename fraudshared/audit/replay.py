@@ -9,8 +9,10 @@ version's registered thresholds give the decision; the explainer artifact, when 
 codes. Safe-mode decisions replay to REVIEW.
 
 The first event on a transaction's subject is the record: a later PredictionMade (or FeatureVectorComputed,
-LabelApplied) there is a conflict, reported and neither replayed nor folded. An event that cannot be read is
-reported by stream and sequence and skipped; nothing unread is called a match.
+LabelApplied) there is a conflict, reported and neither replayed nor folded. Each label that took effect has
+its own subject (``fraud.features.label.<p>.<tx>.<LABELS sequence>``); a LabelApplied on the old form (no
+sequence) after any label of its transaction is a conflict too, as the features service's rebuild has it. An
+event that cannot be read is reported by stream and sequence and skipped; nothing unread is called a match.
 """
 
 from __future__ import annotations
@@ -98,6 +100,32 @@ class _Findings:
             return None
 
 
+class _Labelled:
+    """Transactions with a label on the ``<tx>.<LABELS sequence>`` subject form, and the first one's sequence."""
+
+    def __init__(self) -> None:
+        self._first: dict[str, int] = {}
+
+    def met(self, name: str, seq: int) -> None:
+        """Notes the record on a label subject ``name`` (``<tx>`` or ``<tx>.<LABELS sequence>``)."""
+        transaction_id, _, labels_seq = name.partition(".")
+        if labels_seq:
+            self._first.setdefault(transaction_id, seq)
+
+    def admits(self, name: str, seq: int, subject: str, findings: _Findings) -> bool:
+        """False (and a finding) for an old-form label subject after a label of its transaction.
+
+        Such an event can only come from a writer that skipped the append guard: a forged relabel, not folded.
+        """
+        if "." in name or name not in self._first:
+            return True
+        findings.lines.append(
+            f"FEATURES seq {seq}: a label on the old subject form {subject} after a label of its transaction "
+            f"(seq {self._first[name]}) conflicts with it and is not folded"
+        )
+        return False
+
+
 async def _predictions(
     js: JetStreamContext, transaction_id: str | None, window: tuple[datetime, datetime] | None, findings: _Findings
 ) -> list[tx_events.PredictionMade]:
@@ -143,7 +171,7 @@ async def _features(
 
     A second FeatureVectorComputed or LabelApplied of one transaction is a conflict: reported, not folded.
     """
-    engine, left, seen = FeatureEngine(), set(wanted), FirstSeen("FEATURES")
+    engine, left, seen, labelled = FeatureEngine(), set(wanted), FirstSeen("FEATURES"), _Labelled()
     found: dict[str, tuple[list[float], list[float]]] = {}
     events = EventStore(js).read_subject("FEATURES", subjects.FEATURES_ALL, on_unreadable=findings.unreadable)
     try:
@@ -159,8 +187,13 @@ async def _features(
             kind, partition = parts[2], int(parts[3])
             if partitions is not None and partition not in partitions:
                 continue
-            if not seen.first(f"{kind}:{transaction_of_subject(stored.subject)}", stored.seq, stored.subject):
+            name = transaction_of_subject(stored.subject)
+            if kind == "label" and not labelled.admits(name, stored.seq, stored.subject, findings):
                 continue
+            if not seen.first(f"{kind}:{name}", stored.seq, stored.subject):
+                continue
+            if kind == "label":
+                labelled.met(name, stored.seq)
             try:
                 event = recorded.parse(stored.envelope)
             except (EnvelopeError, DecodeError) as exc:
