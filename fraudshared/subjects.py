@@ -36,9 +36,14 @@ def feature_vector_computed(card_token: str, transaction_id: str, partitions: in
     return f"fraud.features.computed.{partition_of(card_token, partitions)}.{transaction_id}"
 
 
-def label_applied(card_token: str, transaction_id: str, partitions: int = DEFAULT_PARTITIONS) -> str:
-    """Where a features owner records the point at which it folded a transaction's label."""
-    return f"fraud.features.label.{partition_of(card_token, partitions)}.{transaction_id}"
+def label_applied(card_token: str, transaction_id: str, labels_seq: int, partitions: int = DEFAULT_PARTITIONS) -> str:
+    """Where a features owner records the point at which it folded a label that took effect.
+
+    One subject per label (a transaction may have corrections): ``labels_seq`` is the LABELS stream sequence of
+    the LabelReported, the last token. Events written before corrections are on ``<transaction id>`` alone; one
+    there after any label of its transaction is a conflict for every reader (features' rebuild, audit replay).
+    """
+    return f"fraud.features.label.{partition_of(card_token, partitions)}.{transaction_id}.{labels_seq}"
 
 
 def prediction_made(card_token: str, transaction_id: str, partitions: int = DEFAULT_PARTITIONS) -> str:

@@ -71,12 +71,10 @@ class JetStreamFeatureLog:
     async def append_label(self, event: events.LabelApplied) -> tuple[events.LabelApplied | None, int]:
         # One LabelApplied per LABELS sequence (a transaction may have corrections): the sequence is the last
         # subject token, so the once-only key of replay and audit is (label, "<transaction id>.<sequence>").
-        # (fraudshared.subjects.label_applied does not take the sequence yet: it is added here.)
-        subject = f"{subjects.label_applied(subjects.card_key(event), event.transaction_id)}.{event.labels_sequence}"
         return await self._once.append_once_at(
             event,
             business_id=f"label:{event.transaction_id}:{event.labels_sequence}",
-            subject=subject,
+            subject=subjects.label_applied(subjects.card_key(event), event.transaction_id, event.labels_sequence),
             stream=FEATURES,
             time=event.reported_at.ToDatetime(tzinfo=UTC),
         )

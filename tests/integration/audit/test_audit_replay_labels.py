@@ -89,7 +89,7 @@ async def record_with_forged_relabel(js: JetStreamContext) -> tuple[int, int]:
     engine.apply(first)
     applied = label(True, 1, "user:dev-labeler")
     partition = subjects.partition_of(CARD)
-    label_seq = await append(js, applied, f"fraud.features.label.{partition}.lb-1.1", "lb-1-label")
+    label_seq = await append(js, applied, subjects.label_applied(CARD, "lb-1", 1), "lb-1-label")
     recorded.fold(engine, applied)
     forged = label(False, 0, "user:mallory")  # written without the guard, on the subject form before corrections
     forged_seq = await append(js, forged, f"fraud.features.label.{partition}.lb-1", "lb-1-forged")
