@@ -1,12 +1,13 @@
 """The audit timeline (``fraudctl audit timeline``): who changed which model, when and why, from the log alone.
 
-Pure: stored envelopes of MODELS, MONITOR, AUDIT (AuditCommandRun), PRIVACY (SubjectErased) and ACCESS
-(RoleGranted / RoleRevoked: who could do what, from when) become
-`TimelineEntry` rows, merged by event time (the envelope's ``time`` attribute), ties broken by stream
-(`STREAM_ORDER`) then sequence, and filtered by an inclusive time window and a model name. Reading the streams
-is the caller's job. Events that carry no actor (validation, drift, proposals) name their producer, the
-envelope's ``source``. Since issue 13 the actors are authenticated principal ids (``user:alice``); older events
-carry the free text their callers gave.
+Pure: stored envelopes of MODELS, MONITOR, LABELS (LabelReported: who labelled which transaction, from which
+kind of source), AUDIT (AuditCommandRun), PRIVACY (SubjectErased) and ACCESS (RoleGranted / RoleRevoked: who
+could do what, from when) become `TimelineEntry` rows, merged by event time (the envelope's ``time``
+attribute), ties broken by stream (`STREAM_ORDER`) then sequence, and filtered by an inclusive time window and
+a model name. Reading the streams is the caller's job. Events that carry no actor (validation, drift,
+proposals) name their producer, the envelope's ``source``. Since issue 13 the actors are authenticated
+principal ids (``user:alice``); older events carry the free text their callers gave, and older labels read as
+principal ``unknown``, source kind unspecified (`fraudshared.features.labels.upcast`, as every label reader).
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from fraud.events.v1 import audit_events_pb2 as audit_events
 from fraud.events.v1 import model_events_pb2 as model_events
 from fraud.events.v1 import monitor_events_pb2 as monitor_events
 from fraud.events.v1 import privacy_events_pb2 as privacy_events
+from fraud.events.v1 import transaction_events_pb2 as tx_events
 from fraudshared.events.envelope import Envelope, EnvelopeError, format_time
+from fraudshared.features.labels import upcast
 
 # Within one instant: the change itself (MODELS), what the monitor made of it, then who looked (AUDIT).
-STREAM_ORDER = ("MODELS", "MONITOR", "PRIVACY", "ACCESS", "AUDIT")
+STREAM_ORDER = ("MODELS", "MONITOR", "LABELS", "PRIVACY", "ACCESS", "AUDIT")
 _SHA = 12  # hex digits of a sha256 shown in the "what" column
 
 
@@ -177,6 +180,19 @@ def _revoked(e: access_events.RoleRevoked, _: Envelope) -> _Row:
     return _Row("", "", e.granted_by, what + (f": {e.reason}" if e.reason else ""))
 
 
+def _source_kind(value: int) -> str:
+    if value not in tx_events.LabelSource.values():
+        return f"kind {value}"  # a kind newer than this reader
+    return tx_events.LabelSource.Name(value).removeprefix("LABEL_SOURCE_").lower()
+
+
+def _labelled(e: tx_events.LabelReported, _: Envelope) -> _Row:
+    label = upcast(e)
+    verdict = "fraud" if label.is_fraud else "not fraud"
+    what = f"labelled {label.transaction_id or '?'} {verdict} (source {_source_kind(label.label_source)}"
+    return _Row("", "", label.principal, what + (f", ref {label.source})" if label.source else ")"))
+
+
 _READERS: dict[str, tuple[type[Message], Callable[[Any, Envelope], _Row]]] = {
     m.DESCRIPTOR.full_name: (m, f)
     for m, f in (
@@ -191,6 +207,7 @@ _READERS: dict[str, tuple[type[Message], Callable[[Any, Envelope], _Row]]] = {
         (monitor_events.RemediationProposed, _proposed),
         (monitor_events.RemediationApplied, _applied),
         (audit_events.AuditCommandRun, _command),
+        (tx_events.LabelReported, _labelled),
         (privacy_events.SubjectErased, _erased),
         (access_events.RoleGranted, _granted),
         (access_events.RoleRevoked, _revoked),

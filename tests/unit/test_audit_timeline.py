@@ -148,9 +148,9 @@ def test_a_reversed_or_naive_window_is_refused() -> None:
 
 
 def test_an_unknown_or_unreadable_event_still_gets_a_row() -> None:
-    label = stored(tx_events.LabelReported(schema_version=1, transaction_id="t1"), 0, "l")
-    row = to_entry("MODELS", 9, label)
-    assert (row.kind, row.who) == ("LabelReported", "/fraud/governance")
+    prediction = stored(tx_events.PredictionMade(schema_version=1, transaction_id="t1"), 0, "l")
+    row = to_entry("MODELS", 9, prediction)
+    assert (row.kind, row.who) == ("PredictionMade", "/fraud/governance")
     assert "not interpreted by the timeline" in row.what
     broken = Envelope(
         id="ModelApproved:x",
@@ -188,3 +188,43 @@ def test_principals_and_role_grants_show_who_could_do_what() -> None:
         ("ACCESS", "RoleRevoked", "user:dev-admin", "revoked role approver from user:carol: left"),
     ]
     assert build_timeline([("ACCESS", 1, stored(granted, 10, "g"))], model="card-gbdt") == []  # about no model
+
+
+def test_each_label_shows_its_principal_and_source_kind() -> None:
+    chargeback = tx_events.LabelReported(
+        schema_version=2,
+        transaction_id="t-9",
+        is_fraud=True,
+        source="CB-2231",
+        card_token="ct_secret",
+        label_source=tx_events.LABEL_SOURCE_CHARGEBACK,
+        principal="user:dev-labeler",
+    )
+    correction = tx_events.LabelReported(
+        schema_version=2,
+        transaction_id="t-9",
+        is_fraud=False,
+        label_source=tx_events.LABEL_SOURCE_CUSTOMER_CONFIRMED,
+        principal="service:ingest",
+    )
+    before_issue_13 = tx_events.LabelReported(schema_version=1, transaction_id="t-8", is_fraud=True, source="crm")
+    newer_kind = tx_events.LabelReported(schema_version=2, transaction_id="t-7", principal="user:bob")
+    newer_kind.label_source = 9  # a kind added after this reader
+    rows = build_timeline(
+        [
+            ("LABELS", 2, stored(correction, 20, "t-9")),
+            ("LABELS", 1, stored(chargeback, 10, "t-9")),
+            ("LABELS", 3, stored(before_issue_13, 30, "t-8")),
+            ("LABELS", 4, stored(newer_kind, 40, "t-7")),
+            ("MODELS", 1, stored(model_events.ModelRetired(model_name="m", version="1"), 10, "m")),
+        ]
+    )
+    assert [(r.stream, r.kind, r.who, r.what) for r in rows] == [
+        ("MODELS", "ModelRetired", "?", "retired"),  # same instant as LABELS 1: MODELS first
+        ("LABELS", "LabelReported", "user:dev-labeler", "labelled t-9 fraud (source chargeback, ref CB-2231)"),
+        ("LABELS", "LabelReported", "service:ingest", "labelled t-9 not fraud (source customer_confirmed)"),
+        ("LABELS", "LabelReported", "unknown", "labelled t-8 fraud (source unspecified, ref crm)"),
+        ("LABELS", "LabelReported", "user:bob", "labelled t-7 not fraud (source kind 9)"),
+    ]
+    assert all("ct_secret" not in r.what for r in rows)  # the card token is never shown
+    assert build_timeline([("LABELS", 1, stored(chargeback, 10, "t-9"))], model="m") == []  # about no model
