@@ -29,7 +29,7 @@ import grpc
 import nats
 import numpy as np
 
-from bench.baseline_nats import tls_nats
+from bench.baseline_nats import hush_nats_tls_eof_note, tls_nats
 from bench.stats import RunStats
 from fraud.ingest.v1 import ingest_service_pb2 as ingest
 from fraudml.onnx_export import onnx_session
@@ -81,6 +81,7 @@ async def run(
     input_name = session.get_inputs()[0].name
     runner = TritonRunner(triton[0]) if triton else None
     tls = nats_tls(nats_url, nats_files or credentials.client)
+    hush_nats_tls_eof_note()
     nc = await nats.connect(nats_url, tls=tls, tls_hostname="localhost" if tls else None)
     js = nc.jetstream()
     await ensure_streams(js, [StreamSpec("BENCH_BASELINE", ("bench.baseline.>",), "baseline publishes")])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import subprocess
 import time
 import urllib.error
@@ -18,6 +19,20 @@ from pathlib import Path
 
 from fraudshared.identity.pki import CredentialFiles
 from fraudshared.nats_server import LOOPBACK, find_executable, find_free_port
+
+
+class _NatsTlsEofNote(logging.Filter):
+    """Drops asyncio's note that nats-py's protocol returns True from eof_received under TLS (harmless)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "eof_received" not in record.getMessage()
+
+
+def hush_nats_tls_eof_note() -> None:
+    """Keeps asyncio's harmless eof_received note about nats-py over TLS out of the harness's output (only it)."""
+    asyncio_log = logging.getLogger("asyncio")
+    if not any(isinstance(f, _NatsTlsEofNote) for f in asyncio_log.filters):
+        asyncio_log.addFilter(_NatsTlsEofNote())
 
 
 def config(port: int, monitor_port: int, store_dir: Path, tls: CredentialFiles) -> str:

@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         if lifecycle.unhealthy(plan, wait_s=2.0):
             plan = restart(var_dir, console, problems)
         with console.status("reading the log back"):
-            records, problems_read = run_event_loop(read_log(plan.env["FRAUD_NATS_URL"]))
+            auditor = lifecycle.auditor_files(var_dir)
+            records, problems_read = run_event_loop(read_log(plan.env["FRAUD_NATS_URL"], auditor))
         problems += problems_read
         with console.status("fraudctl audit verify"):
             audit["verify"] = lifecycle.fraudctl(var_dir, "audit", "verify", "--actor", "resilience").to_dict()

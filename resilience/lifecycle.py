@@ -23,6 +23,8 @@ from bench.workload import train_model
 from fraudctl import health
 from fraudctl.demo import deploy
 from fraudctl.procfile import Plan, load_plan
+from fraudshared.identity.client import resolve_credential
+from fraudshared.identity.pki import CredentialFiles
 from resilience.client import RetryPolicy, score_with_retry
 from resilience.load import channel, stub
 
@@ -76,11 +78,21 @@ def down(var_dir: Path) -> Done:
     return fraudctl(var_dir, "down", timeout=120.0)
 
 
+def auditor_files(var_dir: Path) -> CredentialFiles | None:
+    """The read-only auditor's certificate `fraudctl up` issued under ``<var>/credentials/auditor``.
+
+    Raises:
+        fraudshared.config.ConfigError: If there is none.
+    """
+    return resolve_credential("auditor", var_dir).files
+
+
 def unhealthy(plan: Plan, wait_s: float = 10.0) -> dict[str, str]:
     """Components not SERVING after up to ``wait_s`` seconds (empty: all are)."""
     deadline = time.monotonic() + wait_s
+    tls = health.probe_credential(plan.var_dir)  # every port asks for a certificate of the platform's CA
     while True:
-        states = {name: health.probe(component) for name, component in plan.components.items()}
+        states = {name: health.probe(component, tls=tls) for name, component in plan.components.items()}
         bad = {name: state for name, state in states.items() if state != health.SERVING}
         if not bad or time.monotonic() > deadline:
             return bad
@@ -96,13 +108,13 @@ def deploy_champion(plan: Plan, console: Console) -> str:
     with console.status("training and deploying the champion"):
         result = train_model()
         try:
-            version, _ = asyncio.run(deploy(plan.address("governance"), result, console))
+            version, _ = asyncio.run(deploy(plan.address("governance"), plan.var_dir, result))
         except grpc.aio.AioRpcError as exc:
             raise PlatformError(f"deploying the champion failed: {exc.code().name}: {exc.details()}") from None
     return version
 
 
-async def wait_for_champion(ingest_address: str, timeout: float = 60.0) -> float | None:
+async def wait_for_champion(plan: Plan, timeout: float = 60.0) -> float | None:
     """Sends probe requests until one is decided by Triton, not degraded; seconds it took, None if never.
 
     The probes are real decisions with their own ids (``probe-...``); they are not counted in any fault.
@@ -110,7 +122,7 @@ async def wait_for_champion(ingest_address: str, timeout: float = 60.0) -> float
     probes = iter(make_requests(2000, f"probe-{uuid.uuid4().hex[:6]}", seed=3))
     policy = RetryPolicy(give_up_s=5.0)
     started = time.perf_counter()
-    async with channel(ingest_address) as ch:
+    async with channel(plan) as ch:
         while time.perf_counter() - started < timeout:
             try:
                 outcome = await score_with_retry(stub(ch), next(probes), time.perf_counter(), policy)

@@ -16,7 +16,9 @@ import grpc
 
 from fraud.ingest.v1 import ingest_service_pb2 as ingest
 from fraud.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
+from fraudctl.procfile import Plan
 from fraudshared.grpc_channel import RECONNECT_OPTIONS
+from fraudshared.identity.client import resolve_credential, secure_aio_channel
 from resilience.client import Outcome, RetryPolicy, ScoreStub, score_with_retry
 
 MAX_IN_FLIGHT = 6000  # above 120 tx/s x a 30 s give-up: the generator never sheds at the rates it is meant for
@@ -29,9 +31,16 @@ CLIENT_ERROR = "CLIENT_ERROR"
 CHANNEL_OPTIONS = [("grpc.enable_http_proxy", 0), *RECONNECT_OPTIONS]
 
 
-def channel(target: str) -> grpc.aio.Channel:
-    """An insecure channel to ingest at ``target`` with the fast reconnect above."""
-    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+def channel(plan: Plan) -> grpc.aio.Channel:
+    """An mTLS channel to the plan's ingest as user:dev-scorer, with the fast reconnect above.
+
+    The credential is the one `fraudctl up` issued under ``<var>/credentials/scorer``, as any caller's.
+
+    Raises:
+        fraudshared.config.ConfigError: If `fraudctl up` issued no scorer credential there.
+    """
+    credential = resolve_credential("scorer", plan.var_dir)
+    return secure_aio_channel(plan.address("ingest"), credential, options=CHANNEL_OPTIONS)
 
 
 async def open_loop(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import nats
 
+from bench.baseline_nats import hush_nats_tls_eof_note
 from fraud.common.v1 import decision_pb2 as common
 from fraud.events.v1 import transaction_events_pb2 as tx_events
 from fraudshared import subjects
@@ -33,6 +34,7 @@ async def read_log(nats_url: str, auditor: CredentialFiles | None = None) -> tup
         if auditor is None:
             raise ValueError("a tls:// NATS needs a client certificate: pass the auditor's credential files")
         tls = ssl_context(auditor)
+        hush_nats_tls_eof_note()
     nc = await nats.connect(
         nats_url, connect_timeout=5, max_reconnect_attempts=3, tls=tls, tls_hostname="localhost" if tls else None
     )

@@ -62,7 +62,7 @@ class FaultRun:
 
 def ensure_champion(var_dir: Path, plan: Plan, console: Console, notes: list[str]) -> Plan:
     """Returns a plan whose decisions go through the champion on Triton, restarting the platform once if not."""
-    waited = run_event_loop(lifecycle.wait_for_champion(plan.address("ingest"), CHAMPION_WAIT_S))
+    waited = run_event_loop(lifecycle.wait_for_champion(plan, CHAMPION_WAIT_S))
     if waited is not None:
         return plan
     notes.append(f"decisions did not go through Triton within {CHAMPION_WAIT_S:.0f} s; restarted the platform")
@@ -78,7 +78,7 @@ def warm_up(plan: Plan, settings: Settings) -> None:
     requests = make_requests(int(settings.rate * WARM_UP_S), f"warm{int(time.time() * 1000) % 10**8}", seed=5)
 
     async def load() -> None:
-        async with channel(plan.address("ingest")) as ch:
+        async with channel(plan) as ch:
             await open_loop(stub(ch), requests, settings.rate, time.perf_counter(), RetryPolicy(give_up_s=5.0))
 
     run_event_loop(load())
@@ -91,7 +91,7 @@ def restart(var_dir: Path, console: Console, notes: list[str]) -> Plan:
         if stopped.rc != 0:
             notes.append(f"fraudctl down: rc={stopped.rc} {stopped.summary}")
         plan = lifecycle.up(var_dir)
-        waited = run_event_loop(lifecycle.wait_for_champion(plan.address("ingest"), CHAMPION_WAIT_S))
+        waited = run_event_loop(lifecycle.wait_for_champion(plan, CHAMPION_WAIT_S))
     if waited is None:
         notes.append(f"after the restart, decisions did not go through Triton within {CHAMPION_WAIT_S:.0f} s")
     return plan
@@ -119,7 +119,7 @@ def run_fault(
     with console.status(f"{component}: is everything back?"):
         run.unhealthy_after = lifecycle.unhealthy(plan)
         if not run.unhealthy_after:  # else a person steps in anyway: no need to wait for the champion
-            run.champion_back_s = run_event_loop(lifecycle.wait_for_champion(plan.address("ingest"), BACK_WAIT_S))
+            run.champion_back_s = run_event_loop(lifecycle.wait_for_champion(plan, BACK_WAIT_S))
     if run.unhealthy_after or run.champion_back_s is None:
         run.manual_restart = True
         plan = restart(var_dir, console, run.notes)
@@ -129,7 +129,7 @@ def run_fault(
 async def _measure(
     plan: Plan, component: str, requests: list[Any], settings: Settings
 ) -> tuple[list[Outcome], Kill, float]:
-    async with channel(plan.address("ingest")) as ch:
+    async with channel(plan) as ch:
         await asyncio.wait_for(ch.channel_ready(), 10.0)
         start = time.perf_counter() + 0.2
 
