@@ -137,7 +137,11 @@ async def live_features(js: JetStreamContext) -> FeatureState:
 
 
 async def forge_both(js: JetStreamContext) -> list[int]:
-    """A second FeatureVectorComputed of tx-1 (a big amount, later) and a second LabelApplied (not fraud)."""
+    """A second FeatureVectorComputed of tx-1 (a big amount, later) and a second LabelApplied (not fraud).
+
+    The forged LabelApplied is on the subject of the label the live service applied (LABELS sequence 1): one
+    label, two records; a correction would be a new LabelReported with a subject of its own.
+    """
     card = subjects.card_key(request("tx-1", 0))
     second = events.FeatureVectorComputed(
         schema_version=1, transaction_id="tx-1", card_token="ct_a", terminal_id="T1", values=[9.0]
@@ -151,7 +155,7 @@ async def forge_both(js: JetStreamContext) -> list[int]:
     relabel.reported_at.FromDatetime(T0 + timedelta(hours=2))
     return [
         await forge(js, subjects.feature_vector_computed(card, "tx-1"), second),
-        await forge(js, subjects.label_applied(card, "tx-1"), relabel),
+        await forge(js, subjects.label_applied(card, "tx-1", 1), relabel),  # the subject of LABELS sequence 1
     ]
 
 
