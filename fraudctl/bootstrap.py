@@ -37,7 +37,7 @@ class BootstrapResult:
 
 
 async def bootstrap(
-    nats_url: str, files: CredentialFiles | None, roles: Mapping[str, str] = DEV_ROLES, timeout: float = 30.0
+    nats_url: str, files: CredentialFiles | None, roles: Mapping[str, str] = DEV_ROLES, timeout: float = 60.0
 ) -> BootstrapResult:
     """Creates the streams and grants each development principal its role.
 
@@ -60,20 +60,21 @@ async def bootstrap(
             )
     except Exception as exc:  # nats raises several unrelated types for "cannot connect"
         raise BootstrapError(f"cannot connect to NATS at {nats_url} as {GRANTED_BY}: {_why(exc)}") from None
+    step = "creating the streams"
     try:
         async with asyncio.timeout(timeout):
             js = nc.jetstream(timeout=10.0)
-            step = "creating the streams"
-            try:
-                outcomes = await ensure_streams(js)
-                step = "appending the first role grants"
-                granted = []
-                for name, role in roles.items():
-                    principal = dev_principal(name).id
-                    if await grant_role(js, principal, role, GRANTED_BY, REASON):
-                        granted.append(f"{principal} {role}")
-            except Exception as exc:
-                raise BootstrapError(f"NATS refused {step} as {GRANTED_BY}: {_why(exc)}") from None
+            outcomes = await ensure_streams(js)
+            step = "appending the first role grants"
+            granted = []
+            for name, role in roles.items():
+                principal = dev_principal(name).id
+                if await grant_role(js, principal, role, GRANTED_BY, REASON):
+                    granted.append(f"{principal} {role}")
+    except TimeoutError:
+        raise BootstrapError(f"NATS did not finish {step} as {GRANTED_BY} within {timeout:.0f} s") from None
+    except Exception as exc:  # a refused JetStream API call, a permission violation, a lost connection
+        raise BootstrapError(f"NATS refused {step} as {GRANTED_BY}: {_why(exc)}") from None
     finally:
         await nc.close()
     return BootstrapResult({name: str(outcome) for name, outcome in outcomes.items()}, tuple(granted))

@@ -15,6 +15,8 @@ tools and other languages' clients read ``ca.pem``, ``cert.pem``, ``key.pem``):
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +27,7 @@ from rich.console import Console
 from fraudctl.procfile import SERVICES, Paths, Plan
 from fraudshared import triton_server
 from fraudshared.config import ConfigError
-from fraudshared.identity import Principal
+from fraudshared.identity import DEFAULT_TRUST_DOMAIN, Principal
 from fraudshared.identity.pki import CredentialFiles, DevCA
 
 # Development principal (directory under <var>/credentials/, principal user:dev-<name>) -> the role `up` grants.
@@ -48,6 +50,11 @@ VALID_DAYS = 30
 GRANTED_BY = f"service:{BOOTSTRAP}"
 
 
+def trust_domain(environ: Mapping[str, str] | None = None) -> str:
+    """FRAUD_TRUST_DOMAIN (the services read the same variable), else ``fraud.local``."""
+    return (os.environ if environ is None else environ).get("FRAUD_TRUST_DOMAIN", "").strip() or DEFAULT_TRUST_DOMAIN
+
+
 def dev_principal(name: str) -> Principal:
     """The principal of development credential ``name`` (``user:dev-<name>``)."""
     return Principal(kind="user", name=f"dev-{name}")
@@ -64,8 +71,8 @@ class IssuedCredentials:
     issued: tuple[str, ...]  # which certificates were (re)issued this time, for the progress line
 
 
-def _still_good(files: CredentialFiles, ca_pem: bytes, now: datetime) -> bool:
-    """True if all three files exist, the chain is the current CA's and the certificate lasts another day."""
+def _still_good(files: CredentialFiles, ca_pem: bytes, uri: str, now: datetime) -> bool:
+    """True if the three files exist, the CA is the current one, the URI SAN is ``uri`` and it lasts a day more."""
     try:
         ca, cert, key = files.read()
     except OSError:
@@ -73,17 +80,19 @@ def _still_good(files: CredentialFiles, ca_pem: bytes, now: datetime) -> bool:
     if ca != ca_pem or not key:
         return False
     try:
-        expires = x509.load_pem_x509_certificate(cert).not_valid_after_utc
-    except ValueError:
+        parsed = x509.load_pem_x509_certificate(cert)
+        sans = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
         return False
-    return expires - now > RENEW_BEFORE
+    uris = sans.get_values_for_type(x509.UniformResourceIdentifier)
+    return uris == [uri] and parsed.not_valid_after_utc - now > RENEW_BEFORE
 
 
 def _ensure(
     ca: DevCA, ca_pem: bytes, principal: Principal, out_dir: Path, issued: list[str], server: bool = False
 ) -> CredentialFiles:
     files = CredentialFiles.in_dir(out_dir)
-    if _still_good(files, ca_pem, datetime.now(UTC)):
+    if _still_good(files, ca_pem, principal.spiffe_id(ca.trust_domain), datetime.now(UTC)):
         return files
     issued.append(principal.id)
     return ca.issue(principal, out_dir, server_names=SERVER_NAMES if server else (), days=VALID_DAYS)
@@ -98,7 +107,7 @@ def ensure_triton_admin_key(path: Path) -> Path:
     return path
 
 
-def ensure_credentials(paths: Paths, trust_domain: str = "fraud.local") -> IssuedCredentials:
+def ensure_credentials(paths: Paths, trust_domain: str = DEFAULT_TRUST_DOMAIN) -> IssuedCredentials:
     """Makes (or keeps) the CA and every certificate of the local runtime under ``paths.var_dir``.
 
     Args:

@@ -210,7 +210,7 @@ def build_plan(var_dir: Path, ports: Ports, python: str, components: Sequence[st
     return Plan(paths.var_dir, comps, env)
 
 
-def nats_config_text(plan: Plan) -> str:
+def nats_config_text(plan: Plan, trust_domain: str = "fraud.local") -> str:
     """nats-server's configuration for the plan: JetStream, TLS (``service:nats``'s cert), users per principal."""
     from fraudshared import nats_access
     from fraudshared.identity.pki import CredentialFiles
@@ -224,6 +224,7 @@ def nats_config_text(plan: Plan) -> str:
         # Same server name as fraudshared's embedded NatsServer: JetStream keys a data dir's state on it.
         server_name="fraud-embedded",
         tls=CredentialFiles.in_dir(paths.service_pki("nats")),
+        trust_domain=trust_domain,
     )
 
 

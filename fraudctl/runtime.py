@@ -24,7 +24,7 @@ from rich.console import Console
 
 from fraudctl import health, preflight, processes, supervision_log, supervisor_conf
 from fraudctl.bootstrap import BootstrapError, bootstrap
-from fraudctl.credentials import BOOTSTRAP, IssuedCredentials, ensure_credentials, print_usage
+from fraudctl.credentials import BOOTSTRAP, IssuedCredentials, ensure_credentials, print_usage, trust_domain
 from fraudctl.preflight import RuntimeErrorWithHint
 from fraudctl.procfile import (
     ALL,
@@ -87,7 +87,7 @@ def up(var_dir: Path, components: Sequence[str] = ALL, timeout: float = 90.0, co
         deferred = [c for c in components if c in SERVICES] if "nats" in components else []
         try:
             if "nats" in components:
-                paths.nats_config.write_text(nats_config_text(plan))
+                paths.nats_config.write_text(nats_config_text(plan, trust_domain()))
             supervisor_conf.write(plan, sys.executable, policy, deferred)
         except ValueError as exc:
             raise RuntimeErrorWithHint(str(exc)) from None
@@ -111,7 +111,7 @@ def up(var_dir: Path, components: Sequence[str] = ALL, timeout: float = 90.0, co
 
 def _credentials(paths: Paths, console: Console) -> IssuedCredentials:
     try:
-        issued = ensure_credentials(paths)
+        issued = ensure_credentials(paths, trust_domain())
     except OSError as exc:
         raise RuntimeErrorWithHint(f"cannot write credentials under {paths.pki_dir}: {exc.strerror or exc}") from None
     if issued.issued:
