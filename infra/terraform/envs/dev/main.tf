@@ -59,6 +59,11 @@ module "nats" {
   file_storage_size                  = var.nats_storage_size
   storage_class_name                 = var.storage_class_name
   topology_spread_when_unsatisfiable = var.nats_spread_when_unsatisfiable
+
+  # TLS with client certificates on the client port; each principal's permissions are the module's default
+  # (fraudshared.nats_access.NATS_ACCESS).
+  tls_secret_name = local.nats_tls_secret_name
+  trust_domain    = var.trust_domain
 }
 
 module "triton" {
@@ -145,6 +150,10 @@ module "ingest" {
   log_level     = var.log_level
   labels        = local.labels
 
+  tls_secret_name = local.tls_secret_names["ingest"]
+  trust_domain    = var.trust_domain
+  depends_on      = [kubernetes_job_v1.bootstrap] # the streams exist before the service starts
+
   env = {
     FRAUD_FEATURES_ADDR = module.features.address
     FRAUD_SCORING_ADDR  = module.scoring.address
@@ -167,6 +176,10 @@ module "features" {
   log_level     = var.log_level
   labels        = local.labels
 
+  tls_secret_name = local.tls_secret_names["features"]
+  trust_domain    = var.trust_domain
+  depends_on      = [kubernetes_job_v1.bootstrap] # the streams exist before the service starts
+
   # One owner per card partition: never two pods at once, not even during a rollout.
   deployment_strategy = "Recreate"
   resources = {
@@ -186,6 +199,10 @@ module "scoring" {
   otlp_endpoint = var.otlp_endpoint
   log_level     = var.log_level
   labels        = local.labels
+
+  tls_secret_name = local.tls_secret_names["scoring"]
+  trust_domain    = var.trust_domain
+  depends_on      = [kubernetes_job_v1.bootstrap] # the streams exist before the service starts
 
   env = {
     FRAUD_TRITON_GRPC_URL = module.triton.grpc_address
@@ -210,12 +227,18 @@ module "governance" {
   log_level     = var.log_level
   labels        = local.labels
 
+  tls_secret_name = local.tls_secret_names["governance"]
+  trust_domain    = var.trust_domain
+  depends_on      = [kubernetes_job_v1.bootstrap] # the streams exist before the service starts
+
   env = {
     FRAUD_TRITON_GRPC_URL   = module.triton.grpc_address
     FRAUD_TRITON_MODEL_REPO = module.triton.model_repository_path
     # NVIDIA's image runs ONNX models natively (the pip tritonserver used locally needs "python").
     FRAUD_TRITON_BACKEND = "onnxruntime_onnx"
     FRAUD_ARTIFACT_DIR   = local.artifacts_path
+    # The header value Triton's model-management APIs require, as a file (governance only).
+    FRAUD_TRITON_ADMIN_KEY_FILE = "${local.triton_admin_mount}/${module.triton.admin_key_secret_key}"
   }
   secret_env = {
     FRAUD_GOVERNANCE_DATABASE_URL = {
@@ -235,6 +258,13 @@ module "governance" {
       mount_path = local.artifacts_path
     }
   }
+  # Triton's admin key: mounted into governance only (no other service gets the Secret).
+  secret_volumes = {
+    triton-admin = {
+      secret_name = module.triton.admin_key_secret_name
+      mount_path  = local.triton_admin_mount
+    }
+  }
 
   vault_addr                = var.vault_addr
   vault_approle_secret_name = local.vault_secret_names["governance"]
@@ -251,4 +281,8 @@ module "monitor" {
   otlp_endpoint = var.otlp_endpoint
   log_level     = var.log_level
   labels        = local.labels
+
+  tls_secret_name = local.tls_secret_names["monitor"]
+  trust_domain    = var.trust_domain
+  depends_on      = [kubernetes_job_v1.bootstrap] # the streams exist before the service starts
 }

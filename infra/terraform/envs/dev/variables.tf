@@ -178,3 +178,51 @@ variable "postgres_password" {
   default     = null
   sensitive   = true
 }
+
+variable "trust_domain" {
+  type        = string
+  description = "SPIFFE trust domain of the platform's certificates (FRAUD_TRUST_DOMAIN of every service; NATS maps spiffe://<trust_domain>/service/<name> to its users)."
+  default     = "fraud.local"
+}
+
+variable "cert_manager_issuer" {
+  type = object({
+    name = string
+    kind = optional(string, "ClusterIssuer")
+  })
+  description = "cert-manager issuer (a CA or Vault issuer, so the Secrets get ca.crt) that issues every certificate here: one per service, bootstrap and NATS, as Secrets fraud-<name>-tls. null: create those kubernetes.io/tls Secrets (tls.crt, tls.key, ca.crt) out of band. cert-manager's CRDs must be installed before planning."
+  default     = null
+  validation {
+    condition     = var.cert_manager_issuer == null ? true : contains(["Issuer", "ClusterIssuer"], var.cert_manager_issuer.kind)
+    error_message = "cert_manager_issuer.kind must be Issuer or ClusterIssuer."
+  }
+}
+
+variable "certificate_duration" {
+  type        = string
+  description = "Lifetime of the certificates cert-manager issues (Go duration). The services read their certificate at start: roll them out after a renewal (e.g. with a reloader watching the Secrets)."
+  default     = "2160h"
+}
+
+variable "certificate_renew_before" {
+  type        = string
+  description = "How long before expiry cert-manager renews a certificate (Go duration)."
+  default     = "720h"
+}
+
+variable "bootstrap_role_grants" {
+  type        = map(string)
+  description = "Role grants the bootstrap Job appends as service:bootstrap (principal id => role), e.g. { \"user:alice\" = \"admin\" }: the first admin, who then grants the rest with fraudctl access. Grants already held are skipped."
+  default     = {}
+  validation {
+    condition     = alltrue([for p in keys(var.bootstrap_role_grants) : can(regex("^user:[a-z0-9][a-z0-9._@-]{0,127}$", p))])
+    error_message = "bootstrap_role_grants keys must be user principals such as user:alice."
+  }
+  validation {
+    condition = alltrue([
+      for r in values(var.bootstrap_role_grants) :
+      contains(["scorer", "labeler", "analyst", "model-owner", "approver", "auditor", "privacy-officer", "admin"], r)
+    ])
+    error_message = "Roles are scorer, labeler, analyst, model-owner, approver, auditor, privacy-officer and admin."
+  }
+}

@@ -19,13 +19,25 @@ locals {
     FRAUD_NATS_URL                            = var.nats_url
     FRAUD_VAR_DIR                             = var.var_dir
     FRAUD_LOG_LEVEL                           = var.log_level
+    # Whose secrets it may read (fraudshared.secrets), whose certificates it trusts, where it listens: the
+    # kubelet's probes and the peers reach the pod IP, not loopback.
+    FRAUD_SERVICE_NAME = var.name
+    FRAUD_TRUST_DOMAIN = var.trust_domain
+    FRAUD_BIND_HOST    = "0.0.0.0"
+  }
+  # The service's own credential (fraudshared.identity.tls.service_credential_files), from the keys of a
+  # kubernetes.io/tls Secret with ca.crt (what cert-manager writes), mounted read-only at tls_mount_path.
+  tls_env = {
+    FRAUD_TLS_CA_FILE                          = "${var.tls_mount_path}/ca.crt"
+    "FRAUD_${local.service_env}_TLS_CERT_FILE" = "${var.tls_mount_path}/tls.crt"
+    "FRAUD_${local.service_env}_TLS_KEY_FILE"  = "${var.tls_mount_path}/tls.key"
   }
   # Set only when configured: an empty OTEL endpoint or VAULT_ADDR must stay unset, not "".
   optional_env = {
     OTEL_EXPORTER_OTLP_ENDPOINT = var.otlp_endpoint
     VAULT_ADDR                  = var.vault_addr
   }
-  env = merge(local.base_env, { for k, v in local.optional_env : k => v if v != "" }, var.env)
+  env = merge(local.base_env, local.tls_env, { for k, v in local.optional_env : k => v if v != "" }, var.env)
 
   vault_secret_env = {
     VAULT_ROLE_ID   = { secret_name = var.vault_approle_secret_name, key = "role_id" }
@@ -37,6 +49,20 @@ locals {
   )
 
   command = var.command != null ? var.command : ["python", "-m", "services.${var.name}"]
+
+  # The gRPC port requires a client certificate from the platform's CA, which the kubelet's native gRPC probe
+  # cannot present: the probes run grpc.health.v1 Check inside the container with the service's own
+  # credential (health needs no role). Arguments: address, health service ("liveness" or "" = ready).
+  probe_script = join("; ", [
+    "import asyncio, sys",
+    "from fraudshared.readiness import own_credential, wait_until_serving",
+    "asyncio.run(wait_until_serving(sys.argv[1], 3.0, sys.argv[2], credential=own_credential(sys.argv[3])))",
+  ])
+  probe_address = "127.0.0.1:${var.grpc_port}"
+  liveness_probe_command = ["python", "-c", local.probe_script, local.probe_address, "liveness", var.name]
+  readiness_probe_command = ["python", "-c", local.probe_script, local.probe_address, "", var.name]
+
+  reserved_volumes = ["tmp", "var", "tls"]
 
   pod_annotations = merge(var.pod_annotations, {
     "prometheus.io/scrape" = "true"
@@ -162,29 +188,30 @@ resource "kubernetes_deployment_v1" "this" {
           # Every service serves grpc.health.v1: "liveness" is SERVING while the server runs (startup and
           # liveness: restart only a dead process); the overall service "" only while the service can do its
           # job (readiness: NATS connected, scoring's models answering; see docs/runtime.md, Readiness).
+          # Exec probes over mTLS (see local.probe_script); each run starts a Python process (~0.6 s CPU), so
+          # the periods are longer than a native probe's would be.
           startup_probe {
-            grpc {
-              port    = var.grpc_port
-              service = "liveness"
+            exec {
+              command = local.liveness_probe_command
             }
-            period_seconds    = 2
+            period_seconds    = 5
+            timeout_seconds   = 5
             failure_threshold = 60
           }
           readiness_probe {
-            grpc {
-              port = var.grpc_port
+            exec {
+              command = local.readiness_probe_command
             }
-            period_seconds    = 5
-            timeout_seconds   = 2
+            period_seconds    = 10
+            timeout_seconds   = 5
             failure_threshold = 3
           }
           liveness_probe {
-            grpc {
-              port    = var.grpc_port
-              service = "liveness"
+            exec {
+              command = local.liveness_probe_command
             }
-            period_seconds    = 10
-            timeout_seconds   = 2
+            period_seconds    = 20
+            timeout_seconds   = 5
             failure_threshold = 3
           }
 
@@ -205,12 +232,25 @@ resource "kubernetes_deployment_v1" "this" {
             name       = "var"
             mount_path = var.var_dir
           }
+          volume_mount {
+            name       = "tls"
+            mount_path = var.tls_mount_path
+            read_only  = true
+          }
           dynamic "volume_mount" {
             for_each = var.volumes
             content {
               name       = volume_mount.key
               mount_path = volume_mount.value.mount_path
               read_only  = volume_mount.value.read_only
+            }
+          }
+          dynamic "volume_mount" {
+            for_each = var.secret_volumes
+            content {
+              name       = volume_mount.key
+              mount_path = volume_mount.value.mount_path
+              read_only  = true
             }
           }
         }
@@ -227,6 +267,15 @@ resource "kubernetes_deployment_v1" "this" {
             size_limit = "256Mi"
           }
         }
+        # Files 0400, group fs_group: the kubelet adds group read for fsGroup, so the non-root user reads them.
+        volume {
+          name = "tls"
+          secret {
+            secret_name  = var.tls_secret_name
+            default_mode = "0400"
+            optional     = false
+          }
+        }
         dynamic "volume" {
           for_each = var.volumes
           content {
@@ -234,6 +283,17 @@ resource "kubernetes_deployment_v1" "this" {
             persistent_volume_claim {
               claim_name = volume.value.claim_name
               read_only  = volume.value.read_only
+            }
+          }
+        }
+        dynamic "volume" {
+          for_each = var.secret_volumes
+          content {
+            name = volume.key
+            secret {
+              secret_name  = volume.value.secret_name
+              default_mode = "0400"
+              optional     = false
             }
           }
         }
@@ -251,8 +311,20 @@ resource "kubernetes_deployment_v1" "this" {
       error_message = "A variable is set both as plain env and from a secret."
     }
     precondition {
-      condition     = length(setintersection(keys(var.volumes), ["tmp", "var"])) == 0
-      error_message = "Volume names tmp and var are reserved by the module."
+      condition     = length(setintersection(concat(keys(var.volumes), keys(var.secret_volumes)), local.reserved_volumes)) == 0
+      error_message = "Volume names tmp, var and tls are reserved by the module."
+    }
+    precondition {
+      condition     = length(setintersection(keys(var.volumes), keys(var.secret_volumes))) == 0
+      error_message = "A volume name is used both in volumes and in secret_volumes."
+    }
+    precondition {
+      condition = length(distinct(concat(
+        [var.var_dir, var.tls_mount_path, "/tmp"],
+        [for v in values(var.volumes) : v.mount_path],
+        [for v in values(var.secret_volumes) : v.mount_path],
+      ))) == 3 + length(var.volumes) + length(var.secret_volumes)
+      error_message = "Every volume needs its own mount path (var_dir, tls_mount_path and /tmp included)."
     }
   }
 }

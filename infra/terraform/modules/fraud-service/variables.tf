@@ -79,10 +79,52 @@ variable "metrics_port" {
 
 variable "nats_url" {
   type        = string
-  description = "NATS URL(s), comma-separated (FRAUD_NATS_URL), e.g. the nats module's client_url."
+  description = "NATS URL(s), comma-separated (FRAUD_NATS_URL), e.g. the nats module's client_url: tls:// only, since nats-server requires the service's certificate and maps its SPIFFE id to the service's permissions."
   validation {
-    condition     = can(regex("^(nats|tls|ws|wss)://", var.nats_url))
-    error_message = "nats_url must start with nats://, tls://, ws:// or wss:// (as fraudshared.config requires)."
+    condition     = alltrue([for u in split(",", var.nats_url) : can(regex("^tls://[^/,]+$", trimspace(u)))])
+    error_message = "nats_url must be tls://host:port URL(s): the services present their certificate to NATS over TLS."
+  }
+}
+
+variable "tls_secret_name" {
+  type        = string
+  description = "Kubernetes Secret of type kubernetes.io/tls with ca.crt (as cert-manager writes it) holding the service's own certificate: URI SAN spiffe://<trust_domain>/service/<name>, serverAuth and clientAuth, DNS SANs of its Service (output certificate_dns_names) and IP SAN 127.0.0.1 (the probes). Mounted read-only at tls_mount_path."
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", var.tls_secret_name)) && length(var.tls_secret_name) <= 253
+    error_message = "tls_secret_name must be a Kubernetes object name."
+  }
+}
+
+variable "tls_mount_path" {
+  type        = string
+  description = "Where the TLS Secret is mounted: FRAUD_TLS_CA_FILE, FRAUD_<SERVICE>_TLS_CERT_FILE and FRAUD_<SERVICE>_TLS_KEY_FILE are <path>/ca.crt, tls.crt and tls.key."
+  default     = "/etc/fraud/tls"
+  validation {
+    condition     = startswith(var.tls_mount_path, "/") && !endswith(var.tls_mount_path, "/")
+    error_message = "tls_mount_path must be an absolute path without a trailing /."
+  }
+}
+
+variable "trust_domain" {
+  type        = string
+  description = "SPIFFE trust domain of the platform's certificates (FRAUD_TRUST_DOMAIN); the same in every service and in the nats module."
+  default     = "fraud.local"
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", var.trust_domain))
+    error_message = "trust_domain must be a lower-case DNS-like name such as fraud.local."
+  }
+}
+
+variable "secret_volumes" {
+  type = map(object({
+    secret_name = string
+    mount_path  = string
+  }))
+  description = "Kubernetes Secrets mounted read-only as files (mode 0400, group fs_group), by volume name: volume => { secret_name, mount_path }; each key of the Secret becomes <mount_path>/<key> (e.g. governance's Triton admin key for FRAUD_TRITON_ADMIN_KEY_FILE)."
+  default     = {}
+  validation {
+    condition     = alltrue([for k, v in var.secret_volumes : can(regex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", k)) && startswith(v.mount_path, "/")])
+    error_message = "secret_volumes keys must be DNS labels and every mount_path absolute."
   }
 }
 

@@ -1,6 +1,22 @@
 locals {
   clustered = var.replicas > 1
 
+  # authorization.users: one user per principal, named by its certificate's SPIFFE id (verify_and_map maps
+  # the client certificate's URI SAN to it), as fraudshared.nats_access.users renders it for the local
+  # runtime. Empty deny lists and an absent allow_responses are left out.
+  users = [
+    for principal, p in var.permissions : {
+      user = "spiffe://${var.trust_domain}/${replace(principal, ":", "/")}"
+      permissions = merge(
+        {
+          publish   = { for k, v in { allow = p.publish.allow, deny = p.publish.deny } : k => v if length(v) > 0 }
+          subscribe = { for k, v in { allow = p.subscribe.allow, deny = p.subscribe.deny } : k => v if length(v) > 0 }
+        },
+        { for k, v in { allow_responses = p.allow_responses } : k => v if v != null },
+      )
+    }
+  ]
+
   container_security_context = {
     allowPrivilegeEscalation = false
     readOnlyRootFilesystem   = true
@@ -12,6 +28,24 @@ locals {
     fullnameOverride = var.name
 
     config = {
+      # Client port: TLS with a client certificate from the platform's CA, required and mapped to a user.
+      nats = {
+        tls = {
+          enabled    = true
+          secretName = var.tls_secret_name
+          cert       = "tls.crt"
+          key        = "tls.key"
+          ca         = "ca.crt"
+          merge = {
+            verify_and_map = true
+            timeout        = 5
+          }
+        }
+      }
+      # No user/password or token user exists: a client without a mapped certificate cannot connect.
+      merge = {
+        authorization = { users = local.users }
+      }
       cluster = {
         enabled  = local.clustered
         replicas = var.replicas

@@ -13,6 +13,25 @@ variable "namespace" {
   description = "Kubernetes namespace to install into (must exist)."
 }
 
+variable "tls_secret_name" {
+  type        = string
+  description = "Kubernetes Secret of type kubernetes.io/tls with ca.crt (as cert-manager writes it): the server certificate of the client port (DNS names in output certificate_dns_names) and the CA that every client certificate must chain to."
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", var.tls_secret_name)) && length(var.tls_secret_name) <= 253
+    error_message = "tls_secret_name must be a Kubernetes object name."
+  }
+}
+
+variable "trust_domain" {
+  type        = string
+  description = "SPIFFE trust domain of the principals' certificates: principal service:ingest is user spiffe://<trust_domain>/service/ingest."
+  default     = "fraud.local"
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", var.trust_domain))
+    error_message = "trust_domain must be a lower-case DNS-like name such as fraud.local."
+  }
+}
+
 variable "chart_version" {
   type        = string
   description = "Exact version of the nats chart (https://nats-io.github.io/k8s/helm/charts/); pinned so an apply never upgrades NATS by surprise."
@@ -105,7 +124,7 @@ variable "timeout_seconds" {
 
 variable "extra_values" {
   type        = list(string)
-  description = "Further chart values as YAML documents, applied after the module's (e.g. TLS or accounts)."
+  description = "Further chart values as YAML documents, applied after the module's (e.g. a leafnode or gateway block)."
   default     = []
 }
 
