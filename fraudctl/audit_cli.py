@@ -110,7 +110,9 @@ async def _session(ctx: typer.Context, url: str, actor: str, body: Body, tls: di
                 url, connect_timeout=3, max_reconnect_attempts=1, reconnect_time_wait=0.1, error_cb=_quiet, **tls
             )
     except Exception as exc:  # nats raises several unrelated types for "cannot connect"
-        raise AuditCliError(f"cannot connect to NATS at {url}: {exc or type(exc).__name__}", UNAVAILABLE) from None
+        hint = " (is the credential from the platform's CA? see <var>/credentials/)" if tls else ""
+        why = f"{exc or type(exc).__name__}{hint}"
+        raise AuditCliError(f"cannot connect to NATS at {url}: {why}", UNAVAILABLE) from None
     js = nc.jetstream(timeout=10.0)
     started = datetime.now(UTC)
     try:

@@ -102,14 +102,15 @@ def explain_rpc_error(exc: grpc.RpcError) -> str:
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return f"PERMISSION_DENIED: {details}; call as a principal granted that role (not {who})"
     lowered = details.lower()
-    if code == grpc.StatusCode.UNAVAILABLE and any(w in lowered for w in ("handshake", "ssl", "certificate", "tls")):
-        return (
-            f"UNAVAILABLE: the TLS handshake failed ({_short(details)}): {who} is not issued by the platform's CA, "
-            "or the server is not the platform; use a credential from <var>/credentials/"
-        )
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN):
+        if "certificate_verify_failed" in lowered or "handshake" in lowered:
+            return (
+                f"{code.name}: TLS handshake failed: the server's certificate does not verify against the ca.pem of "
+                f"{who} (a credential of another CA, or not the platform); use one from <var>/credentials/"
+            )
+        if "socket closed" in lowered or "connection reset" in lowered:
+            return (
+                f"{code.name}: the server closed the connection during the TLS handshake: it does not accept the "
+                f"certificate of {who} (issued by another CA?); use one from <var>/credentials/"
+            )
     return f"{code.name}: {details}"
-
-
-def _short(details: str) -> str:
-    """The tail of a long gRPC connection error (the part that names the TLS failure)."""
-    return details.rsplit(": ", 1)[-1][:160] if len(details) > 160 else details

@@ -25,7 +25,7 @@ from fraud.ingest.v1 import ingest_service_pb2 as ingest_pb
 from fraud.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
 from fraudctl.credentials import DEV_ROLES
 from fraudctl.procfile import load_plan
-from fraudshared.identity import ClientCredential, CredentialFiles, secure_channel, ssl_context
+from fraudshared.identity import ClientCredential, CredentialFiles, DevCA, Principal, secure_channel, ssl_context
 
 pytestmark = pytest.mark.integration
 
@@ -292,3 +292,6 @@ def test_a_call_as_the_scorer_works_and_without_a_certificate_is_refused(var: Pa
     assert_one_clear_line(denied, "PERMISSION_DENIED", "user:dev-scorer")
     nobody = fraudctl(var, "model", "list", env={"FRAUD_CREDENTIAL": "", "FRAUD_TOKEN_FILE": ""})
     assert_one_clear_line(nobody, "no credential: pass --as <name>")
+    other = DevCA.load_or_create(var.parent / "other-ca").issue(Principal("user", "dev-auditor"), var.parent / "other")
+    stranger = fraudctl(var, "model", "list", env={"FRAUD_CREDENTIAL": str(other.cert.parent)})
+    assert_one_clear_line(stranger, "UNAVAILABLE: TLS handshake failed", "another CA")
