@@ -1,5 +1,5 @@
 # Identity (issue 13): every service's certificate, NATS's server certificate, and the bootstrap Job that
-# creates the streams as service:bootstrap (services may not). See README.md, Identity.
+# creates the streams as service:bootstrap (services may not). See README.md here, Identity.
 
 locals {
   # One kubernetes.io/tls Secret (tls.crt, tls.key, ca.crt) per principal that runs here. cert-manager

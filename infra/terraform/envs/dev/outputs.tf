@@ -38,3 +38,13 @@ output "vault_role_names" {
   description = "AppRole role per service that reads secrets."
   value       = module.vault_policy.role_names
 }
+
+output "tls_secret_names" {
+  description = "kubernetes.io/tls Secret (tls.crt, tls.key, ca.crt) each principal running here uses: written by cert-manager with cert_manager_issuer, else to be created out of band."
+  value       = merge(local.tls_secret_names, { nats = local.nats_tls_secret_name })
+}
+
+output "nats_users" {
+  description = "SPIFFE ids NATS accepts (one user per principal of the nats module's permissions)."
+  value       = module.nats.users
+}
