@@ -58,8 +58,8 @@ locals {
     "from fraudshared.readiness import own_credential, wait_until_serving",
     "asyncio.run(wait_until_serving(sys.argv[1], 3.0, sys.argv[2], credential=own_credential(sys.argv[3])))",
   ])
-  probe_address = "127.0.0.1:${var.grpc_port}"
-  liveness_probe_command = ["python", "-c", local.probe_script, local.probe_address, "liveness", var.name]
+  probe_address           = "127.0.0.1:${var.grpc_port}"
+  liveness_probe_command  = ["python", "-c", local.probe_script, local.probe_address, "liveness", var.name]
   readiness_probe_command = ["python", "-c", local.probe_script, local.probe_address, "", var.name]
 
   reserved_volumes = ["tmp", "var", "tls"]
