@@ -22,6 +22,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 from rich.console import Console
 
 from fraudctl.procfile import SERVICES, Paths, Plan
@@ -46,6 +48,7 @@ BOOTSTRAP = "bootstrap"  # service:bootstrap: creates the streams and appends th
 NATS_SERVER = "nats"  # service:nats: nats-server's own (server) certificate
 SERVER_NAMES = ("localhost", "127.0.0.1")
 RENEW_BEFORE = timedelta(days=1)
+_SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 VALID_DAYS = 30
 GRANTED_BY = f"service:{BOOTSTRAP}"
 
@@ -71,28 +74,32 @@ class IssuedCredentials:
     issued: tuple[str, ...]  # which certificates were (re)issued this time, for the progress line
 
 
-def _still_good(files: CredentialFiles, ca_pem: bytes, uri: str, now: datetime) -> bool:
-    """True if the three files exist, the CA is the current one, the URI SAN is ``uri`` and it lasts a day more."""
+def _still_good(files: CredentialFiles, ca_cert: x509.Certificate, uri: str, now: datetime) -> bool:
+    """Whether a certificate can be kept: issued by the current CA for its key file, named ``uri``, a day left."""
     try:
         ca, cert, key = files.read()
     except OSError:
         return False
-    if ca != ca_pem or not key:
+    if ca != ca_cert.public_bytes(serialization.Encoding.PEM):
         return False
     try:
         parsed = x509.load_pem_x509_certificate(cert)
+        parsed.verify_directly_issued_by(ca_cert)
+        private = serialization.load_pem_private_key(key, password=None)
         sans = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (ValueError, x509.ExtensionNotFound):
+    except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
+        return False
+    if private.public_key().public_bytes(*_SPKI) != parsed.public_key().public_bytes(*_SPKI):
         return False
     uris = sans.get_values_for_type(x509.UniformResourceIdentifier)
     return uris == [uri] and parsed.not_valid_after_utc - now > RENEW_BEFORE
 
 
 def _ensure(
-    ca: DevCA, ca_pem: bytes, principal: Principal, out_dir: Path, issued: list[str], server: bool = False
+    ca: DevCA, ca_cert: x509.Certificate, principal: Principal, out_dir: Path, issued: list[str], server: bool = False
 ) -> CredentialFiles:
     files = CredentialFiles.in_dir(out_dir)
-    if _still_good(files, ca_pem, principal.spiffe_id(ca.trust_domain), datetime.now(UTC)):
+    if _still_good(files, ca_cert, principal.spiffe_id(ca.trust_domain), datetime.now(UTC)):
         return files
     issued.append(principal.id)
     return ca.issue(principal, out_dir, server_names=SERVER_NAMES if server else (), days=VALID_DAYS)
@@ -121,13 +128,15 @@ def ensure_credentials(paths: Paths, trust_domain: str = DEFAULT_TRUST_DOMAIN) -
         OSError: If the var dir cannot be written.
     """
     ca = DevCA.load_or_create(paths.pki_dir, trust_domain=trust_domain)
-    ca_pem = (paths.pki_dir / "ca.pem").read_bytes()
+    ca_cert = x509.load_pem_x509_certificate((paths.pki_dir / "ca.pem").read_bytes())
     issued: list[str] = []
     services = {
-        name: _ensure(ca, ca_pem, Principal(kind="service", name=name), paths.service_pki(name), issued, server=True)
+        name: _ensure(ca, ca_cert, Principal(kind="service", name=name), paths.service_pki(name), issued, server=True)
         for name in (*SERVICES, NATS_SERVER, BOOTSTRAP)
     }
-    users = {name: _ensure(ca, ca_pem, dev_principal(name), paths.credentials_dir / name, issued) for name in DEV_ROLES}
+    users = {
+        name: _ensure(ca, ca_cert, dev_principal(name), paths.credentials_dir / name, issued) for name in DEV_ROLES
+    }
     key = ensure_triton_admin_key(paths.triton_admin_key)
     return IssuedCredentials(paths.pki_dir / "ca.pem", services, users, key, tuple(issued))
 

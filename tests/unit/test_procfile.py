@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import socket
+import stat
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from supervisor.datatypes import RestartUnconditionally
 from supervisor.options import ServerOptions
 
 from fraudctl import supervisor_conf
+from fraudctl.credentials import DEV_ROLES, ensure_credentials
 from fraudctl.procfile import (
     ALL,
     PORT_KINDS,
@@ -24,6 +26,7 @@ from fraudctl.procfile import (
     write_plan,
 )
 from fraudctl.supervisor_conf import RestartPolicy
+from fraudshared.identity import DevCA, Principal
 
 
 @pytest.fixture
@@ -188,3 +191,30 @@ def test_load_plan_without_a_plan_is_none(tmp_path: Path) -> None:
 def test_two_pins_on_one_port_are_refused() -> None:
     with pytest.raises(ValueError, match="FRAUD_NATS_MONITOR_PORT and FRAUD_NATS_PORT pin the same port"):
         allocate_ports(["nats"], {"FRAUD_NATS_PORT": "14222", "FRAUD_NATS_MONITOR_PORT": "14222"})
+
+
+# ---- the development PKI `fraudctl up` keeps under var/ -------------------------------------------------------
+
+
+def test_credentials_are_kept_and_issued_again_only_when_lost_foreign_expiring_or_renamed(tmp_path: Path) -> None:
+    paths = Paths(tmp_path / "var")
+    first = ensure_credentials(paths)
+    assert len(first.issued) == len(DEV_ROLES) + 7  # five services, nats, bootstrap
+    assert set(first.users) == set(DEV_ROLES) and first.services["governance"].cert.parent == paths.service_pki(
+        "governance"
+    )
+    assert ensure_credentials(paths).issued == ()  # kept across restarts
+
+    (paths.credentials_dir / "analyst" / "key.pem").unlink()  # lost
+    foreign = DevCA.load_or_create(tmp_path / "other").issue(Principal("user", "dev-scorer"), tmp_path / "x")
+    for name in ("cert.pem", "key.pem"):  # a certificate of another CA in scorer's place
+        (paths.credentials_dir / "scorer" / name).write_bytes((foreign.cert.parent / name).read_bytes())
+    soon = DevCA.load_or_create(paths.pki_dir).issue(Principal("user", "dev-labeler"), tmp_path / "soon", days=0)
+    for name in ("cert.pem", "key.pem"):  # expires within a day
+        (paths.credentials_dir / "labeler" / name).write_bytes((soon.cert.parent / name).read_bytes())
+    assert sorted(ensure_credentials(paths).issued) == ["user:dev-analyst", "user:dev-labeler", "user:dev-scorer"]
+
+    renamed = ensure_credentials(paths, trust_domain="bank.example")  # every SPIFFE id changes
+    assert len(renamed.issued) == len(first.issued)
+    assert stat.S_IMODE(paths.triton_admin_key.stat().st_mode) == 0o600
+    assert paths.triton_admin_key.read_text() == ensure_credentials(paths, "bank.example").triton_admin_key.read_text()
