@@ -37,6 +37,7 @@ from fraudctl.model_messages import (
     role_name,
     stage_name,
 )
+from fraudctl.model_views import parse_time, registry_line, summary_table
 from fraudctl.procfile import load_plan
 
 app = typer.Typer(no_args_is_help=True, help="Model registry: register, approve, deploy, promote, roll back, ask.")
@@ -101,34 +102,6 @@ def _stub(governance: str | None, var_dir: Path) -> Iterator[pb_grpc.GovernanceS
         yield pb_grpc.GovernanceServiceStub(channel)
 
 
-# ---- reading a training run's directory -----------------------------------------------------------------
-
-
-def _summary(model: pb.ModelVersion, title: str) -> Table:
-    table = Table(title=title, show_header=False, title_justify="left")
-    role = role_name(model.role) + (f" {model.canary_percent}%" if model.canary_percent else "")
-    rows = [
-        ("model", f"{model.model_name} {model.version}"),
-        ("stage", stage_name(model.stage) + (f" ({role})" if role else "")),
-        ("artifact sha256", model.artifact_sha256),
-        ("explainer sha256", model.explainer_artifact_sha256 or "-"),
-        ("dataset sha256", model.dataset_sha256),
-        ("feature set", f"{model.feature_set_version} ({len(model.feature_names)} features)"),
-        ("code revision", model.code_revision or "-"),
-        ("thresholds", f"review {model.thresholds.review:g} / decline {model.thresholds.decline:g}"),
-        ("registered", f"{format_when(model.registered_at)} by {model.registered_by}"),
-        ("approvers", ", ".join(model.approvers) or "-"),
-        ("triton", model.triton_model_name or "-"),
-    ]
-    rows += [(f"metric {k}", f"{v:.4f}") for k, v in sorted(model.metrics.items())]
-    rows += [(f"param {k}", v) for k, v in sorted(model.params.items())]
-    rows += [(f"split {k}", v) for k, v in sorted(model.data_split.items())]
-    rows += [(f"check {k}", v) for k, v in sorted(model.validation_checks.items())]
-    for key, value in rows:
-        table.add_row(key, escape(value))
-    return table
-
-
 # ---- commands ---------------------------------------------------------------------------------------------
 
 
@@ -147,7 +120,7 @@ def register(
     request = register_request(metadata, onnx_model, explainer, name=name, version=version)
     with _stub(governance, var_dir) as stub:
         model = stub.RegisterModel(request).model
-    out.print(_summary(model, f"registered {model.model_name} {model.version}"))
+    out.print(summary_table(model, f"registered {model.model_name} {model.version}"))
 
 
 @app.command()
@@ -258,7 +231,7 @@ def show(name: str, version: str, governance: Governance = None, var_dir: VarDir
     """Full lineage of a version: data, code, params, metrics, checks, approvals, deployments, promotions."""
     with _stub(governance, var_dir) as stub:
         found = stub.GetModel(pb.GetModelRequest(model_name=name, version=version))
-    out.print(_summary(found.model, f"{name} {version}"))
+    out.print(summary_table(found.model, f"{name} {version}"))
     approvals = Table("approver", "at", "comment", title="approvals", title_justify="left")
     for a in found.approvals:
         approvals.add_row(a.approver, format_when(a.approved_at), escape(a.comment))
@@ -290,17 +263,6 @@ def live_at(
     out.print(f"{name} at {when}: champion {model.version}" if model.version else f"{name} at {when}: no champion")
 
 
-def parse_time(text: str) -> datetime:
-    """An ISO 8601 time (``Z`` or an offset allowed; none = UTC), or ``now``."""
-    if text.strip().lower() == "now":
-        return datetime.now(UTC)
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ModelCliError(f"{text!r} is not an ISO 8601 time (e.g. 2026-11-25T12:00:00Z)") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 @app.command()
 @_friendly
 def decided(transaction_id: str, governance: Governance = None, var_dir: VarDir = Path("var")) -> None:
@@ -315,20 +277,13 @@ def decided(transaction_id: str, governance: Governance = None, var_dir: VarDir 
         ("model", f"{ref.name} {ref.version} ({role_name(found.role) or 'rules'})" if ref.name else "safe-mode rules"),
         ("path", common.ScoringPath.Name(found.scoring_path).removeprefix("SCORING_PATH_").lower()),
         ("artifact sha256", ref.artifact_sha256 or "-"),
-        ("registry", _registry_line(found)),
+        ("registry", registry_line(found)),
         ("decided at", format_when(found.decided_at)),
         ("PREDICTIONS seq", str(found.prediction_seq)),
     ]
     for key, value in rows:
         table.add_row(key, escape(value))
     out.print(table)
-
-
-def _registry_line(found: pb.GetDecisionModelResponse) -> str:
-    if not found.HasField("model"):
-        return "not in this registry" if found.model_ref.name else "-"
-    match = "artifact matches" if found.artifact_matches else "ARTIFACT DIFFERS from the registry's"
-    return f"{stage_name(found.model.stage)} now; {match}"
 
 
 @app.command()
