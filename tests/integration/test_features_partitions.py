@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -56,6 +57,14 @@ async def wait_serving(rpc: RpcClient, partition: int) -> None:
 
 def owner_of(partition: int) -> str:
     return "a" if partition <= 3 else "b"
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A nats-server of this test's own: the session's may have a platform's features instance listening on the
+    same request subjects (the e2e tests' session platform), which would answer from its own state."""
+    with NatsServer(tmp_path / "nats") as server:
+        yield server
 
 
 async def test_two_owners_split_partitions_and_a_killed_owner_restarts_with_the_same_vectors(
