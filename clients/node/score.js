@@ -37,19 +37,23 @@ function main() {
     process.exit(2);
   }
   const definition = protoLoader.loadFileDescriptorSetFromBuffer(fs.readFileSync(opts.image), {
-    keepCase: false, longs: String, enums: String, defaults: true,
+    keepCase: true, longs: String, enums: String, defaults: true,
   });
   const ingest = grpc.loadPackageDefinition(definition).fraud.ingest.v1;
-  const read = (name) => fs.readFileSync(path.join(opts.credential, name));
+  // Without cert.pem / key.pem the client verifies the server but presents no certificate (refused).
+  const read = (name) => {
+    const file = path.join(opts.credential, name);
+    return fs.existsSync(file) ? fs.readFileSync(file) : null;
+  };
   const credentials = grpc.credentials.createSsl(read("ca.pem"), read("key.pem"), read("cert.pem"));
   const client = new ingest.IngestService(opts.address, credentials);
   const request = {
-    transactionId: opts.transactionId || `node-${crypto.randomUUID()}`,
+    transaction_id: opts.transactionId || `node-${crypto.randomUUID()}`,
     pan: "4000001234567899",
-    amount: {amountMinor: "1234", currency: "EUR"},
-    eventTime: {seconds: String(Math.floor(Date.now() / 1000) - 5), nanos: 0},
-    terminalId: "T-node-1",
-    merchantCategoryCode: "5411",
+    amount: {amount_minor: "1234", currency: "EUR"},
+    event_time: {seconds: String(Math.floor(Date.now() / 1000) - 5), nanos: 0},
+    terminal_id: "T-node-1",
+    merchant_category_code: "5411",
   };
   const deadline = new Date(Date.now() + 10000);
   client.ScoreTransaction(request, {deadline}, (err, response) => {
