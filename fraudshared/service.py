@@ -28,10 +28,11 @@ from typing import Any, TypeVar
 import nats
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+from nats.js.errors import APIError as JsApiError
 
 from fraudshared.config import CommonConfig, ConfigError, env_float, env_int, env_port, env_str, service_env_name
 from fraudshared.events.store import EventStore
-from fraudshared.events.streams import ensure_streams
+from fraudshared.events.streams import StreamConfigConflict, ensure_streams
 from fraudshared.grpc_server import (
     Cleanup,
     ServerSecurity,
@@ -110,7 +111,7 @@ async def run_service(
         nc = await nats.connect(config.nats_url, name=name, connect_timeout=5, max_reconnect_attempts=-1, tls=tls)
         stack.push_async_callback(_drain, nc)
         js = nc.jetstream()
-        await ensure_streams(js)
+        await _check_streams(name, js)
         context = ServiceContext(config=config, nc=nc, js=js, store=EventStore(js), stack=stack)
         context.readiness.add("nats", partial(_nats_connected, nc))
         following = await follow_grants(js, context.grants, store=context.store, reader=f"{name}-access")
@@ -155,6 +156,25 @@ async def run_service(
             reporting.cancel()
     if tracer_provider is not None:
         tracer_provider.shutdown()
+
+
+class StreamsNotReady(RuntimeError):
+    """The event log's streams are missing or differ from their declaration, and this service may not fix them."""
+
+
+async def _check_streams(name: str, js: JetStreamContext) -> None:
+    """Ensures the declared streams; a service may only read their configuration (NATS permissions).
+
+    Creating or updating a stream is the bootstrap principal's job (`fraudctl up`, the Terraform bootstrap Job):
+    when a stream is missing or drifted, the service's own attempt is refused, and it says so in one line.
+    """
+    try:
+        await ensure_streams(js)
+    except (StreamConfigConflict, JsApiError, nats.errors.TimeoutError) as exc:
+        raise StreamsNotReady(
+            f"{name}: the event log's streams are missing or differ from their declaration and this service may "
+            f"not create or update them ({type(exc).__name__}); run `fraudctl up` (service:bootstrap creates them)"
+        ) from exc
 
 
 async def _nats_connected(nc: NATS) -> str | None:
@@ -246,7 +266,7 @@ def main(name: str, bootstrap: Bootstrap) -> None:
     except ConfigError as exc:
         print(f"{name}: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    except (OSError, nats.errors.NoServersError) as exc:
+    except (OSError, nats.errors.NoServersError, StreamsNotReady) as exc:
         print(f"{name}: cannot start: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
 

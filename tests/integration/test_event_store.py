@@ -76,7 +76,8 @@ def prefix(spec: StreamSpec) -> str:
 async def test_default_streams_are_append_only_and_ensure_is_idempotent(js: JetStreamContext) -> None:
     first = await ensure_streams(js, default_specs())
     assert set(first) == {
-        "TRANSACTIONS", "FEATURES", "PREDICTIONS", "LABELS", "MODELS", "AUDIT", "MONITOR", "PRIVACY", "QUARANTINE"
+        "TRANSACTIONS", "FEATURES", "PREDICTIONS", "LABELS", "MODELS", "AUDIT", "MONITOR", "PRIVACY", "QUARANTINE",
+        "ACCESS",
     }  # fmt: skip
     assert set(first.values()) <= {"created", "unchanged"}
     assert set((await ensure_streams(js)).values()) == {"unchanged"}
