@@ -1,6 +1,7 @@
-"""``fraudctl audit timeline``: every model change, approval, threshold, remediation and audit run, in time order.
+"""``fraudctl audit timeline``: every model change, approval, threshold, remediation, label and audit run, in order.
 
-Reads MODELS, MONITOR, PRIVACY, the role grants on ACCESS and the AuditCommandRun records on AUDIT (docs/audit.md,
+Reads MODELS, MONITOR, PRIVACY, the role grants on ACCESS, the labels on LABELS (who reported what, from which
+source; not with ``--model``: a label names no model) and the AuditCommandRun records on AUDIT (docs/audit.md,
 "Timeline"); turning them into rows is `fraudshared.audit.timeline`. A platform from before issue 13 has no
 ACCESS stream: the timeline then reads without it.
 """
@@ -46,13 +47,16 @@ _MODEL_NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
 def _sources(model: str | None) -> list[tuple[str, str]]:
     """(stream, subject filter) to read; one model's lifecycle events share one subject."""
     models = subjects.model_events(model) if model else subjects.MODELS_ALL
-    return [
+    sources = [
         ("MODELS", models),
         ("MONITOR", "fraud.monitor.>"),
         ("AUDIT", AUDIT_COMMANDS),
         ("PRIVACY", subjects.PRIVACY_ALL),
         ("ACCESS", subjects.ACCESS_ALL),
     ]
+    if model is None:  # one model's timeline drops label rows anyway: do not read the whole stream for none
+        sources.append(("LABELS", subjects.LABELS_ALL))
+    return sources
 
 
 async def _read(js: JetStreamContext, model: str | None) -> tuple[list[tuple[str, int, Envelope]], list[str]]:

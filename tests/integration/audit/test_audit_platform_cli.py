@@ -54,6 +54,40 @@ async def test_verify_all_streams_and_prove_a_transaction(
     assert "not sealed yet: TRANSACTIONS is sealed up to sequence 12" in out
 
 
+@pytest.mark.asyncio(loop_scope="session")
+async def test_timeline_lists_who_labelled_what_except_for_one_model(
+    server: NatsServer, js: JetStreamContext, var_dir: Path
+) -> None:
+    from fraud.events.v1 import transaction_events_pb2 as tx_pb
+
+    cli = Cli(server, var_dir)
+    at = datetime(2032, 3, 4, 9, 0, tzinfo=UTC)
+    tx = f"tl-label-{uuid.uuid4().hex[:8]}"
+    label = tx_pb.LabelReported(
+        transaction_id=tx,
+        is_fraud=True,
+        source="case-77",
+        principal="user:dev-analyst",
+        label_source=tx_pb.LABEL_SOURCE_ANALYST,
+        schema_version=2,
+    )
+    label.reported_at.FromDatetime(at)
+    envelope = new_envelope(
+        label,
+        source="/fraud/ingest",
+        subject=tx,
+        event_id=event_id("LabelReported", tx),
+        time=at,
+        schema_version=2,
+    )
+    await EventStore(js).append(envelope, subject=f"fraud.labels.reported.{tx}")
+    window = ["2032-03-04T08:00:00Z", "2032-03-04T10:00:00Z"]
+    out = await cli("timeline", "--from", window[0], "--to", window[1], "--json")
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert [(r["kind"], r["who"]) for r in rows] == [("LabelReported", "user:dev-analyst")]
+    assert tx in rows[0]["what"] and "fraud" in rows[0]["what"] and "case-77" in rows[0]["what"]
+
+
 # ---- timeline: who changed which model, when and why ------------------------------------------------------------
 
 
