@@ -124,7 +124,7 @@ NATS_ACCESS: Mapping[str, NatsGrant] = {
     ),
     "service:bootstrap": NatsGrant(appends_to=(ACCESS_STREAM,), reads=(ACCESS_STREAM,), manages_streams=True),
     "user:dev-auditor": NatsGrant(reads=ALL_STREAMS),
-    "user:dev-admin": NatsGrant(appends_to=(ACCESS_STREAM,), reads=ALL_STREAMS),
+    "user:dev-admin": NatsGrant(reads=ALL_STREAMS),  # grants go through AccessService (no self-grant), never direct
 }
 
 

@@ -11,8 +11,9 @@ APIs nothing of ours uses, on gRPC and HTTP alike, only to a request carrying it
 restricted gRPC headers). Health, metadata, inference and statistics stay open, so scoring and the health
 probes (watchdog, readiness, Kubernetes) need no key. Whoever starts Triton creates the key (`write_admin_key_file`,
 mode 0600) and hands governance the file's path in ``FRAUD_TRITON_ADMIN_KEY_FILE``. Triton takes the key
-only on its command line, so it is visible in /proc/<pid>/cmdline to processes of the same OS user (and
-root); in Kubernetes it comes from a Secret into the container's args. It never appears in Triton's log.
+only on its command line, so it is visible in /proc/<pid>/cmdline to every local user (Linux shows every
+process's argv unless /proc is mounted with hidepid); in Kubernetes it comes from a Secret into the container's
+args. It never appears in Triton's log.
 """
 
 from __future__ import annotations

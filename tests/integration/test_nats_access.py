@@ -210,6 +210,17 @@ async def test_only_the_notary_in_governance_appends_to_audit(as_principal: dict
     assert (await as_principal["user:dev-auditor"].js.get_last_msg("AUDIT", subject)).seq == ack.seq
 
 
+async def test_role_grants_reach_access_only_through_governance_or_bootstrap(
+    as_principal: dict[str, Connection],
+) -> None:
+    """An admin grants through AccessService (no self-grant, granted_by = the caller), never straight on NATS."""
+    subject = "fraud.access.0123456789abcdef0123456789abcdef"
+    writers = {"service:governance", "service:bootstrap"}
+    others = [c for p, c in as_principal.items() if p not in writers]
+    assert any(p == "user:dev-admin" for p in as_principal if p not in writers)
+    await asyncio.gather(*(_refused_publish(connection, subject) for connection in others))
+
+
 async def test_no_principal_deletes_purges_or_edits_a_stream_and_only_bootstrap_creates(
     as_principal: dict[str, Connection],
 ) -> None:

@@ -736,7 +736,6 @@ variable "permissions" {
           "$JS.API.STREAM.NAMES",
           "$JS.API.STREAM.LIST",
           "$JS.API.STREAM.INFO.*",
-          "fraud.access.>",
           "$JS.API.CONSUMER.CREATE.TRANSACTIONS",
           "$JS.API.CONSUMER.CREATE.TRANSACTIONS.>",
           "$JS.API.CONSUMER.INFO.TRANSACTIONS.*",
