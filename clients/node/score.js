@@ -2,7 +2,7 @@
 // (@grpc/grpc-js): proof that a caller in another language needs only the contracts and a credential.
 //
 //   node score.js --address 127.0.0.1:PORT --credential ../../var/credentials/scorer
-//                 [--image ../../build/image.binpb] [--transaction-id ID]
+//                 [--image ../../build/image.binpb] [--transaction-id ID] [--server-name localhost]
 //
 // The contracts come from the descriptor image `make gen` writes (build/image.binpb: our protos and
 // everything they import); the credential directory holds ca.pem, cert.pem and key.pem as `fraudctl up`
@@ -46,7 +46,11 @@ function main() {
     return fs.existsSync(file) ? fs.readFileSync(file) : null;
   };
   const credentials = grpc.credentials.createSsl(read("ca.pem"), read("key.pem"), read("cert.pem"));
-  const client = new ingest.IngestService(opts.address, credentials);
+  // Development server certificates name localhost and 127.0.0.1; TLS SNI may not carry an IP address (RFC
+  // 6066), so for an IP address the client verifies the certificate against the name "localhost".
+  const host = opts.address.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+  const channelOptions = /^[\d.]+$|:/.test(host) ? {"grpc.ssl_target_name_override": opts.serverName || "localhost"} : {};
+  const client = new ingest.IngestService(opts.address, credentials, channelOptions);
   const request = {
     transaction_id: opts.transactionId || `node-${crypto.randomUUID()}`,
     pan: "4000001234567899",
