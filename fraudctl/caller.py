@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 
+from fraudctl.procfile import load_plan, token_address
 from fraudshared.config import ConfigError
 from fraudshared.identity.client import ClientCredential, resolve_credential, secure_aio_channel, secure_channel
 from fraudshared.identity.tls import ssl_context
@@ -60,18 +61,50 @@ def credential(var_dir: Path, name: str | None = None, default: str | None = Non
         raise CredentialError(str(exc)) from None
 
 
+NO_TOKENS = (
+    "this platform accepts no bearer tokens: start it with FRAUD_OIDC_ISSUER, FRAUD_OIDC_AUDIENCE and "
+    "FRAUD_OIDC_JWKS_URL set (`fraudctl down`, then `fraudctl up`), or call with a certificate: --as <name>"
+)
+
+
+def dial_address(address: str, var_dir: Path, cred: ClientCredential) -> str:
+    """Where to dial ``address`` with ``cred``: a bearer token goes to the service's token port.
+
+    A certificate dials ``address`` itself. A token dials the token port the plan under ``var_dir`` gives the
+    service at ``address``; an address that is no service of that plan (another platform, or already a token
+    port) is dialled as given.
+
+    Raises:
+        CredentialError: If the credential is a token and that service was started without OIDC.
+    """
+    if cred.token is None:
+        return address
+    plan = load_plan(var_dir)
+    if plan is None:
+        return address
+    for name, comp in plan.components.items():
+        if address in (plan.address(name), f"localhost:{comp.port}") and "grpc" in comp.ports:
+            found = token_address(plan, name)
+            if found is None:
+                raise CredentialError(NO_TOKENS)
+            return found
+    return address
+
+
 def channel(
     address: str, var_dir: Path, *, default: str | None = None, options: Sequence[tuple[str, Any]] = ()
 ) -> grpc.Channel:
-    """A blocking channel to ``address`` as the caller (`credential`)."""
-    return secure_channel(address, credential(var_dir, default=default), options=list(options))
+    """A blocking channel to ``address`` (its token port for a bearer token) as the caller (`credential`)."""
+    cred = credential(var_dir, default=default)
+    return secure_channel(dial_address(address, var_dir, cred), cred, options=list(options))
 
 
 def aio_channel(
     address: str, var_dir: Path, name: str | None = None, *, options: Sequence[tuple[str, Any]] = ()
 ) -> grpc.aio.Channel:
-    """An asyncio channel to ``address`` as ``name`` (or the caller)."""
-    return secure_aio_channel(address, credential(var_dir, name), options=list(options))
+    """An asyncio channel to ``address`` (its token port for a bearer token) as ``name`` (or the caller)."""
+    cred = credential(var_dir, name)
+    return secure_aio_channel(dial_address(address, var_dir, cred), cred, options=list(options))
 
 
 def nats_tls(var_dir: Path, name: str | None = None) -> dict[str, Any]:

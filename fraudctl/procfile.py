@@ -29,6 +29,10 @@ PORT_KINDS: dict[str, tuple[str, ...]] = {
 }
 # Set (to the absolute var dir) in the environment of every process supervisord starts, so `down` finds strays.
 RUNTIME_MARKER = "FRAUD_RUNTIME_DIR"
+# With FRAUD_OIDC_ISSUER set, each service also gets a TOKEN_KIND port: TLS without a client certificate, for
+# OIDC bearer-token callers (fraudshared.service reads it as FRAUD_<SERVICE>_GRPC_TOKEN_PORT).
+TOKEN_KIND = "token"
+OIDC_VARIABLES = ("FRAUD_OIDC_ISSUER", "FRAUD_OIDC_AUDIENCE", "FRAUD_OIDC_JWKS_URL", "FRAUD_OIDC_PRINCIPAL_CLAIM")
 
 Ports = dict[str, dict[str, int]]
 
@@ -76,11 +80,28 @@ class Plan:
         return cls(Path(raw["var_dir"]), comps, raw["env"])
 
 
+def oidc_enabled(environ: Mapping[str, str]) -> bool:
+    """True when ``environ`` turns bearer tokens on (FRAUD_OIDC_ISSUER set): the services then open token ports."""
+    return bool(environ.get("FRAUD_OIDC_ISSUER", "").strip())
+
+
+def port_kinds(component: str, environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The component's port kinds: `PORT_KINDS`, plus `TOKEN_KIND` for a service when OIDC is on."""
+    kinds = PORT_KINDS[component]
+    return (*kinds, TOKEN_KIND) if component in SERVICES and oidc_enabled(environ) else kinds
+
+
 def pin_variables(component: str, kind: str) -> list[str]:
-    """Environment variables that pin a port, most specific first (``FRAUD_NATS_MONITOR_PORT``...)."""
+    """Environment variables that pin a port, most specific first (``FRAUD_NATS_MONITOR_PORT``...).
+
+    A token port is pinned by ``FRAUD_<SERVICE>_TOKEN_PORT`` or by the service's own variable
+    ``FRAUD_<SERVICE>_GRPC_TOKEN_PORT``.
+    """
     names = [f"FRAUD_{component.upper()}_{kind.upper()}_PORT"]
     if kind == PORT_KINDS[component][0]:
         names.append(f"FRAUD_{component.upper()}_PORT")
+    if kind == TOKEN_KIND:
+        names.append(f"FRAUD_{component.upper()}_GRPC_TOKEN_PORT")
     return names
 
 
@@ -95,7 +116,7 @@ def pinned_ports(components: Iterable[str], environ: Mapping[str, str]) -> dict[
     """
     pins: dict[tuple[str, str], tuple[int, str]] = {}
     for comp in components:
-        for kind in PORT_KINDS[comp]:
+        for kind in port_kinds(comp, environ):
             for var in pin_variables(comp, kind):
                 raw = environ.get(var, "").strip()
                 if not raw:
@@ -117,19 +138,21 @@ def allocate_ports(components: Sequence[str], environ: Mapping[str, str] | None 
 
     Args:
         components: Component names (from `ALL`).
-        environ: Where pins are read (``FRAUD_<COMPONENT>[_<KIND>]_PORT``); none when omitted.
+        environ: Where pins are read (``FRAUD_<COMPONENT>[_<KIND>]_PORT``) and whether OIDC is on (then each
+            service also gets a ``token`` port); none when omitted.
 
     Returns:
         ``component -> kind -> port``.
     """
-    pins = pinned_ports(components, environ or {})
+    environ = environ or {}
+    pins = pinned_ports(components, environ)
     taken = {port for port, _ in pins.values()}
     ports: Ports = {}
     held: list[socket.socket] = []
     try:
         for comp in components:
             ports[comp] = {}
-            for kind in PORT_KINDS[comp]:
+            for kind in port_kinds(comp, environ):
                 if (comp, kind) in pins:
                     ports[comp][kind] = pins[(comp, kind)][0]
                     continue
@@ -153,14 +176,23 @@ BACKGROUND_SERVICES = ("governance", "monitor")
 BACKGROUND_NICENESS = 19
 
 
-def build_plan(var_dir: Path, ports: Ports, python: str, components: Sequence[str] = ALL) -> Plan:
+def build_plan(
+    var_dir: Path,
+    ports: Ports,
+    python: str,
+    components: Sequence[str] = ALL,
+    environ: Mapping[str, str] | None = None,
+) -> Plan:
     """Builds each component's command line and the environment every process shares.
 
     Args:
         var_dir: The runtime's var dir (made absolute).
-        ports: From `allocate_ports`; must cover ``components``.
+        ports: From `allocate_ports`; must cover ``components``. A service's ``token`` port (there when
+            OIDC is on) becomes its FRAUD_<SERVICE>_GRPC_TOKEN_PORT.
         python: Interpreter that runs the services (``python -m services.<name>``).
         components: Which components to run, a subset of `ALL`.
+        environ: `fraudctl up`'s environment: its FRAUD_OIDC_* variables are written into the shared
+            environment (so plan.json records how tokens are verified); none when omitted.
 
     Returns:
         The plan.
@@ -172,6 +204,9 @@ def build_plan(var_dir: Path, ports: Ports, python: str, components: Sequence[st
         RUNTIME_MARKER: str(paths.var_dir),
         "PYTHONUNBUFFERED": "1",  # supervisord reads a pipe; unbuffered output keeps log lines timely.
     }
+    source = environ or {}
+    if oidc_enabled(source):
+        env.update({var: source[var].strip() for var in OIDC_VARIABLES if source.get(var, "").strip()})
     for name in components:
         p = ports[name]
         if name == "nats":
@@ -203,6 +238,8 @@ def build_plan(var_dir: Path, ports: Ports, python: str, components: Sequence[st
             own["FRAUD_SERVICE_NAME"] = name  # whose secrets it may read (fraudshared.secrets)
             if name == "governance" and "triton" in components:
                 own["FRAUD_TRITON_ADMIN_KEY_FILE"] = str(paths.triton_admin_key)
+            if TOKEN_KIND in p:
+                own[f"FRAUD_{name.upper()}_GRPC_TOKEN_PORT"] = str(p[TOKEN_KIND])
             comps[name] = Component(name, [python, "-m", f"services.{name}"], dict(p), own)
             env[f"FRAUD_{name.upper()}_GRPC_PORT"] = str(p["grpc"])
             env[f"FRAUD_{name.upper()}_METRICS_PORT"] = str(p["metrics"])
@@ -236,6 +273,12 @@ def service_tls_env(paths: Paths, service: str) -> dict[str, str]:
         f"FRAUD_{service.upper()}_TLS_CERT_FILE": str(files / "cert.pem"),
         f"FRAUD_{service.upper()}_TLS_KEY_FILE": str(files / "key.pem"),
     }
+
+
+def token_address(plan: Plan, component: str) -> str | None:
+    """``127.0.0.1:<token port>`` of a service started with OIDC, else None (no bearer tokens accepted)."""
+    comp = plan.components.get(component)
+    return f"{HOST}:{comp.ports[TOKEN_KIND]}" if comp is not None and TOKEN_KIND in comp.ports else None
 
 
 def write_plan(plan: Plan) -> Paths:

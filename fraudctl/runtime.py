@@ -35,11 +35,14 @@ from fraudctl.procfile import (
     build_plan,
     load_plan,
     nats_config_text,
+    token_address,
     write_plan,
 )
 from fraudctl.supervision_status import print_status, process_infos
 from fraudctl.supervisor_conf import WATCHDOG
 from fraudctl.supervisor_rpc import SupervisorClient
+from fraudshared.config import ConfigError
+from fraudshared.identity.oidc import OidcConfig
 
 
 def up(var_dir: Path, components: Sequence[str] = ALL, timeout: float = 90.0, console: Console | None = None) -> Plan:
@@ -63,6 +66,10 @@ def up(var_dir: Path, components: Sequence[str] = ALL, timeout: float = 90.0, co
     components = [c for c in ALL if c in components]  # canonical order, no duplicates
     preflight.check_writable(paths)
     policy = preflight.check_settings(paths)
+    try:
+        OidcConfig.from_env()  # FRAUD_OIDC_ISSUER without its audience or JWKS URL: say so now, not per service
+    except ConfigError as exc:
+        raise RuntimeErrorWithHint(str(exc)) from None
     with _up_lock(paths):
         pid = processes.supervisord_pid(paths)
         if pid:
@@ -81,7 +88,7 @@ def up(var_dir: Path, components: Sequence[str] = ALL, timeout: float = 90.0, co
             except OSError as exc:
                 raise RuntimeErrorWithHint(f"cannot prepare Triton's dirs under {paths.var_dir}: {exc}") from None
         issued = _credentials(paths, console)
-        plan = build_plan(paths.var_dir, ports, sys.executable, components)
+        plan = build_plan(paths.var_dir, ports, sys.executable, components, os.environ)
         write_plan(plan)
         # With NATS in the plan, the services wait until `up` has made the streams and the first grants.
         deferred = [c for c in components if c in SERVICES] if "nats" in components else []
@@ -105,8 +112,16 @@ def up(var_dir: Path, components: Sequence[str] = ALL, timeout: float = 90.0, co
             _stop(paths)
             raise RuntimeErrorWithHint("interrupted; stopped everything") from None
     print_status(plan, paths, console)
+    print_token_ports(plan, console)
     print_usage(plan, console)
     return plan
+
+
+def print_token_ports(plan: Plan, console: Console) -> None:
+    """One line listing the services' bearer-token ports, when the platform was started with OIDC."""
+    tokens = [f"{name} {address}" for name in plan.components if (address := token_address(plan, name))]
+    if tokens:
+        console.print(f"bearer-token (OIDC) ports: {', '.join(tokens)}", highlight=False, soft_wrap=True)
 
 
 def _credentials(paths: Paths, console: Console) -> IssuedCredentials:
@@ -240,7 +255,9 @@ def status(var_dir: Path, console: Console | None = None) -> int:
         else:
             console.print("not running")
         return 1
-    return print_status(plan, paths, console)
+    code = print_status(plan, paths, console)
+    print_token_ports(plan, console)
+    return code
 
 
 LOG_NAMES = (*ALL, WATCHDOG, "supervisord")

@@ -12,21 +12,25 @@ import pytest
 from supervisor.datatypes import RestartUnconditionally
 from supervisor.options import ServerOptions
 
-from fraudctl import supervisor_conf
+from fraudctl import caller, supervisor_conf
 from fraudctl.credentials import DEV_ROLES, ensure_credentials
 from fraudctl.procfile import (
     ALL,
     PORT_KINDS,
     RUNTIME_MARKER,
+    SERVICES,
+    TOKEN_KIND,
     Paths,
     Plan,
     allocate_ports,
     build_plan,
     load_plan,
+    pin_variables,
+    token_address,
     write_plan,
 )
 from fraudctl.supervisor_conf import RestartPolicy
-from fraudshared.identity import DevCA, Principal
+from fraudshared.identity import ClientCredential, CredentialFiles, DevCA, Principal
 
 
 @pytest.fixture
@@ -191,6 +195,67 @@ def test_load_plan_without_a_plan_is_none(tmp_path: Path) -> None:
 def test_two_pins_on_one_port_are_refused() -> None:
     with pytest.raises(ValueError, match="FRAUD_NATS_MONITOR_PORT and FRAUD_NATS_PORT pin the same port"):
         allocate_ports(["nats"], {"FRAUD_NATS_PORT": "14222", "FRAUD_NATS_MONITOR_PORT": "14222"})
+
+
+# ---- OIDC: a token port per service, and where a bearer-token caller dials -------------------------------------
+
+OIDC_ENV = {
+    "FRAUD_OIDC_ISSUER": "https://issuer.test",
+    "FRAUD_OIDC_AUDIENCE": "fraud-platform",
+    "FRAUD_OIDC_JWKS_URL": "http://127.0.0.1:9/jwks.json",
+}
+
+
+def test_without_oidc_no_service_has_a_token_port(plan: Plan) -> None:
+    for name in SERVICES:
+        assert TOKEN_KIND not in plan.components[name].ports
+        assert not any("TOKEN" in key for key in plan.components[name].env)
+        assert token_address(plan, name) is None
+    assert not any(key.startswith("FRAUD_OIDC") for key in plan.env)
+
+
+def test_with_oidc_each_service_gets_its_own_token_port_and_the_oidc_settings(tmp_path: Path) -> None:
+    plan = build_plan(tmp_path, allocate_ports(ALL, OIDC_ENV), sys.executable, ALL, OIDC_ENV)
+    flat = [port for comp in plan.components.values() for port in comp.ports.values()]
+    assert len(flat) == len(set(flat))
+    for name in SERVICES:
+        comp = plan.components[name]
+        assert comp.env[f"FRAUD_{name.upper()}_GRPC_TOKEN_PORT"] == str(comp.ports[TOKEN_KIND])
+        assert token_address(plan, name) == f"127.0.0.1:{comp.ports[TOKEN_KIND]}"
+        others = [f"FRAUD_{o.upper()}_GRPC_TOKEN_PORT" for o in SERVICES if o != name]
+        assert not any(key in comp.env for key in others)  # each service learns only its own token port
+    assert TOKEN_KIND not in plan.components["nats"].ports and token_address(plan, "nats") is None
+    assert {key: plan.env[key] for key in OIDC_ENV} == OIDC_ENV  # every process verifies tokens the same way
+    write_plan(plan)
+    assert load_plan(plan.var_dir) == plan
+
+
+def test_a_token_port_is_pinned_like_the_others() -> None:
+    environ = {**OIDC_ENV, "FRAUD_INGEST_TOKEN_PORT": "15443", "FRAUD_SCORING_GRPC_TOKEN_PORT": "15444"}
+    ports = allocate_ports(["ingest", "scoring"], environ)
+    assert ports["ingest"][TOKEN_KIND] == 15443 and ports["scoring"][TOKEN_KIND] == 15444
+    assert pin_variables("ingest", TOKEN_KIND) == ["FRAUD_INGEST_TOKEN_PORT", "FRAUD_INGEST_GRPC_TOKEN_PORT"]
+    with pytest.raises(ValueError, match="FRAUD_INGEST_TOKEN_PORT and FRAUD_INGEST_GRPC_PORT pin the same port"):
+        allocate_ports(["ingest"], {**OIDC_ENV, "FRAUD_INGEST_GRPC_PORT": "15443", "FRAUD_INGEST_TOKEN_PORT": "15443"})
+    assert TOKEN_KIND not in allocate_ports(["ingest"], {"FRAUD_INGEST_TOKEN_PORT": "15443"})["ingest"]
+
+
+def test_a_bearer_token_dials_the_token_port_and_a_certificate_the_main_port(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    token = ClientCredential(ca=ca, token="not-a-real-jwt")
+    files = CredentialFiles.in_dir(tmp_path)
+    certificate = ClientCredential(ca=ca, files=files)
+    plan = build_plan(tmp_path / "var", allocate_ports(ALL, OIDC_ENV), sys.executable, ALL, OIDC_ENV)
+    write_plan(plan)
+    var = plan.var_dir
+    for name in SERVICES:
+        assert caller.dial_address(plan.address(name), var, token) == token_address(plan, name)
+        assert caller.dial_address(plan.address(name), var, certificate) == plan.address(name)
+    assert caller.dial_address("governance.example:443", var, token) == "governance.example:443"  # not ours
+    plain = build_plan(tmp_path / "plain", allocate_ports(ALL), sys.executable)
+    write_plan(plain)
+    with pytest.raises(caller.CredentialError, match="accepts no bearer tokens: start it with FRAUD_OIDC_ISSUER"):
+        caller.dial_address(plain.address("governance"), plain.var_dir, token)
 
 
 # ---- the development PKI `fraudctl up` keeps under var/ -------------------------------------------------------
