@@ -14,6 +14,7 @@ from types import MappingProxyType
 from google.protobuf.descriptor import FileDescriptor, ServiceDescriptor
 
 from fraud.access.v1 import access_service_pb2
+from fraud.audit.v1 import audit_service_pb2
 from fraud.features.v1 import feature_service_pb2
 from fraud.governance.v1 import governance_service_pb2
 from fraud.ingest.v1 import ingest_service_pb2
@@ -38,6 +39,7 @@ SERVICE_FILES: tuple[FileDescriptor, ...] = (
     governance_service_pb2.DESCRIPTOR,
     monitor_service_pb2.DESCRIPTOR,
     access_service_pb2.DESCRIPTOR,
+    audit_service_pb2.DESCRIPTOR,
 )
 
 _READ_MODELS = frozenset({"model-owner", "approver", "analyst", "auditor", "admin", SERVICE_ROLE})
@@ -71,6 +73,7 @@ _TABLE: Mapping[str, Mapping[str, frozenset[str]]] = {
         "RevokeRole": frozenset({"admin"}),
         "ListGrants": frozenset({"admin", "auditor"}),
     },
+    "fraud.audit.v1.AuditService": {"RecordAuditRun": frozenset({"auditor"})},
     "grpc.health.v1.Health": {"Check": OPEN, "Watch": OPEN},
     "grpc.reflection.v1alpha.ServerReflection": {"ServerReflectionInfo": ANY_PRINCIPAL},
     "grpc.reflection.v1.ServerReflection": {"ServerReflectionInfo": ANY_PRINCIPAL},

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fraud.access.v1 import access_service_pb2_grpc as access_grpc
+from fraud.audit.v1 import audit_service_pb2_grpc as audit_grpc
 from fraud.governance.v1 import governance_service_pb2_grpc as pb_grpc
 from fraudshared.config import ConfigError, EnvConfig, env_field, env_float
 from fraudshared.grpc_server import ServicerSpec
@@ -21,6 +22,7 @@ from fraudshared.service import ServiceContext
 from fraudshared.telemetry import get_logger
 from services.governance.adapters.artifact_checks import validate_artifacts
 from services.governance.adapters.artifacts import ArtifactStore
+from services.governance.adapters.audit_run_log import JetStreamAuditRunLog
 from services.governance.adapters.decision_log import JetStreamDecisionLog
 from services.governance.adapters.event_log import JetStreamModelEvents
 from services.governance.adapters.registry_sql import RegistryProjection
@@ -29,6 +31,8 @@ from services.governance.adapters.role_log import JetStreamRoleLog
 from services.governance.adapters.triton_deployer import BACKENDS, TritonDeployer
 from services.governance.entrypoints.access_servicer import SERVICE_NAME as ACCESS_SERVICE_NAME
 from services.governance.entrypoints.access_servicer import AccessServicer
+from services.governance.entrypoints.audit_servicer import SERVICE_NAME as AUDIT_SERVICE_NAME
+from services.governance.entrypoints.audit_servicer import AuditServicer
 from services.governance.entrypoints.grpc_servicer import SERVICE_NAME, GovernanceServicer
 from services.governance.notary.bootstrap import start_notary
 from services.governance.service_layer import access, handlers, projection
@@ -108,10 +112,11 @@ async def _reconcile_forever(gov: handlers.Governance, every_s: float) -> None:
 
 
 async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
-    """Builds the governance and access servicers; the registry catches up with the MODELS stream before serving.
+    """Builds the governance, access and audit servicers; the registry catches up with MODELS before serving.
 
     The access servicer appends grants to ACCESS and lists them from the fold the auth interceptor reads
-    (``ctx.grants``, kept current by the shared lifecycle).
+    (``ctx.grants``, kept current by the shared lifecycle). The audit servicer records the audit CLIs' runs on
+    AUDIT, which only governance may append to.
     """
     config = await asyncio.to_thread(lambda: GovernanceConfig.from_env().resolved(ctx.config.var_dir))
     gov = await asyncio.to_thread(build_governance, config, ctx)
@@ -127,7 +132,9 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
     reconciler = asyncio.ensure_future(_reconcile_forever(gov, env_float("FRAUD_GOVERNANCE_RECONCILE_EVERY_S", 5.0)))
     ctx.on_shutdown.append(reconciler.cancel)
     access_use_cases = access.Access(JetStreamRoleLog(ctx.js), ctx.grants, ROLES)
+    audit_runs = AuditServicer(JetStreamAuditRunLog(ctx.store))
     return [
         (pb_grpc.add_GovernanceServiceServicer_to_server, GovernanceServicer(gov), SERVICE_NAME),
         (access_grpc.add_AccessServiceServicer_to_server, AccessServicer(access_use_cases), ACCESS_SERVICE_NAME),
+        (audit_grpc.add_AuditServiceServicer_to_server, audit_runs, AUDIT_SERVICE_NAME),
     ]
