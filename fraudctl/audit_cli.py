@@ -4,8 +4,10 @@ The log is read directly from NATS (``--nats``, else the running platform's ``FR
 ``--var-dir``), over TLS for a ``tls://`` URL, as the development auditor (read-only) unless the global
 ``fraudctl --as NAME`` or FRAUD_CREDENTIAL names another certificate. Verifying keys come from the secrets
 port (every version of ``audit-signing``), or from ``--public-key``. Every run is recorded on the AUDIT
-stream as AuditCommandRun (who, what, when, exit) where the caller may append there; on the platform's
-NATS only the notary writes AUDIT, so a read-only auditor's run says it was not recorded.
+stream as AuditCommandRun (who, what, when, exit) by governance, the only writer of AUDIT: the CLI calls
+AuditService.RecordAuditRun with its credential (the caller is the recorded actor; ``--actor`` is a note)
+at FRAUD_GOVERNANCE_ADDR or the running platform's governance; when that fails it prints one line and still
+exits with the command's own code.
 The commands live by concept: ``audit_verify_cli`` (verify, prove), ``audit_replay_cli`` (replay),
 ``audit_explain_cli`` (explain), ``audit_timeline_cli`` (timeline); importing them at the end registers them.
 
@@ -18,28 +20,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import socket
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import grpc
 import nats
 import typer
 from nats.js import JetStreamContext
 from rich.console import Console
 from rich.markup import escape
 
-from fraud.events.v1 import audit_events_pb2 as audit_pb
+from fraud.audit.v1 import audit_service_pb2, audit_service_pb2_grpc
 from fraudctl import caller
-from fraudctl.procfile import running_nats_url
+from fraudctl.procfile import load_plan, running_nats_url
 from fraudshared.audit.check import AuditInputError
 from fraudshared.audit.jetstream import AuditReadError
 from fraudshared.audit.keys import AuditKeyError, KeyRing, verifying_key_from_hex
-from fraudshared.events.envelope import event_id, new_envelope
 from fraudshared.events.once import RecordUnreadable
-from fraudshared.events.store import EventStore
+from fraudshared.identity.client import secure_channel
 from fraudshared.secrets import SecretsError, secret_store_from_env
 
 app = typer.Typer(
@@ -49,11 +51,16 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 OK, FAILED, BAD_INPUT, UNAVAILABLE = 0, 1, 2, 3
-SOURCE = "/fraud/fraudctl"
+RECORD_TIMEOUT_S = 5.0
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_USERINFO = re.compile(r"://[^/@\s]*@")  # nats://user:password@host: never recorded
 
 VarDir = Annotated[Path, typer.Option("--var-dir", envvar="FRAUD_VAR_DIR", help="Runtime state (`fraudctl up`).")]
 NatsUrl = Annotated[str | None, typer.Option("--nats", help="NATS URL; default: the running platform's.")]
-Actor = Annotated[str | None, typer.Option(help="Who runs this (recorded); default: $USER.")]
+Actor = Annotated[
+    str | None,
+    typer.Option(help="A free-text note recorded with the run; who ran it is always the credential's principal."),
+]
 PublicKeys = Annotated[
     list[str] | None,
     typer.Option("--public-key", help="Verify with this Ed25519 public key (64 hex) instead of the secrets store."),
@@ -87,22 +94,28 @@ def verifying_keys(public_keys: list[str] | None, var_dir: Path) -> KeyRing:
 
 
 def run_audit(ctx: typer.Context, nats_url: str | None, var_dir: Path, actor: str | None, body: Body) -> None:
-    """Connects, runs ``body``, records the run on AUDIT, prints errors as one line, exits with the code."""
+    """Connects, runs ``body``, records the run through governance, prints errors as one line, exits with the code.
+
+    ``actor`` (the ``--actor`` option) is only a free-text note recorded with the run: who ran it is the
+    principal of the credential that records it (`_record`).
+    """
+    started = datetime.now(UTC)
+    outcome = ""
     try:
         url = _nats_url(nats_url, var_dir)
         try:
             tls = caller.nats_tls(var_dir) if url.startswith("tls://") else {}
         except caller.CredentialError as exc:
             raise AuditCliError(str(exc), UNAVAILABLE) from None
-        who = actor or caller.as_name() or os.environ.get("USER") or "unknown"
-        code = asyncio.run(_session(ctx, url, who, body, tls))
+        code, outcome = asyncio.run(_session(url, body, tls))
     except AuditCliError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        code = exc.code
+        code, outcome = exc.code, str(exc)
+    _record(ctx, var_dir, actor, started, code, outcome)
     raise typer.Exit(code)
 
 
-async def _session(ctx: typer.Context, url: str, actor: str, body: Body, tls: dict[str, Any]) -> int:
+async def _session(url: str, body: Body, tls: dict[str, Any]) -> tuple[int, str]:
     try:
         async with asyncio.timeout(10):
             # max_reconnect_attempts=0 would make nats.py retry the first connect forever; error_cb keeps it quiet.
@@ -114,7 +127,6 @@ async def _session(ctx: typer.Context, url: str, actor: str, body: Body, tls: di
         why = f"{exc or type(exc).__name__}{hint}"
         raise AuditCliError(f"cannot connect to NATS at {url}: {why}", UNAVAILABLE) from None
     js = nc.jetstream(timeout=10.0)
-    started = datetime.now(UTC)
     try:
         try:
             code, outcome = await body(js)
@@ -126,11 +138,7 @@ async def _session(ctx: typer.Context, url: str, actor: str, body: Body, tls: di
             code, outcome = FAILED, f"NOT VERIFIED: {exc}"
         if code != OK and outcome:
             err.print(f"[red]error:[/] {escape(outcome)}", highlight=False, soft_wrap=True)
-        if tls:  # the platform's NATS: only the notary may append to AUDIT (an attempt would wait for a timeout)
-            err.print("note: this run is not recorded on AUDIT (only the notary appends there)", style="dim")
-        else:
-            await _record(js, ctx, actor, started, code, outcome)
-        return code
+        return code, outcome
     finally:
         await nc.close()
 
@@ -139,39 +147,64 @@ async def _quiet(_: Exception) -> None:
     return None
 
 
-async def _record(
-    js: JetStreamContext, ctx: typer.Context, actor: str, started: datetime, code: int, outcome: str
-) -> None:
-    """Appends AuditCommandRun on ``fraud.audit.commands.<command>`` (a warning if it cannot)."""
+def _governance_address(var_dir: Path) -> str | None:
+    """FRAUD_GOVERNANCE_ADDR, else the running platform's governance under ``var_dir``, else None."""
+    address = os.environ.get("FRAUD_GOVERNANCE_ADDR")
+    if address:
+        return address
+    plan = load_plan(var_dir)
+    return plan.address("governance") if plan is not None and "governance" in plan.components else None
+
+
+def _printable(text: str, limit: int) -> str:
+    """``text`` without control characters or a URL's user:password, at most ``limit`` characters (the bounds)."""
+    return _USERINFO.sub("://", _CONTROL.sub(" ", text))[:limit]
+
+
+def record_request(
+    ctx: typer.Context, note: str | None, started: datetime, code: int, outcome: str
+) -> audit_service_pb2.RecordAuditRunRequest:
+    """The RecordAuditRun request for this run: command, bounded ``name=value`` arguments, times, exit, outcome."""
     command = ctx.command_path.split(" ", 1)[-1] if ctx.command_path else "audit"
-    run_id = uuid.uuid4().hex
-    finished = datetime.now(UTC)
-    arguments = [f"{k}={v}" for k, v in sorted(ctx.params.items()) if v not in (None, [], ()) and k != "actor"]
-    message = audit_pb.AuditCommandRun(
-        schema_version=1,
-        run_id=run_id,
+    given = [(k, v) for k, v in sorted(ctx.params.items()) if v not in (None, [], ()) and k != "actor"]
+    arguments = [_printable(f"{k}={v}", 256) for k, v in given][:32]
+    request = audit_service_pb2.RecordAuditRunRequest(
         command=command,
         arguments=arguments,
-        actor=actor,
-        host=socket.gethostname(),
-        exit_code=code,
-        outcome=outcome[:500],
+        note=_printable(note or "", 128),
+        host=re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:253],
+        exit_code=min(max(code, 0), 255),
+        outcome=_printable(outcome.splitlines()[0] if outcome else "", 500),
     )
-    message.started_at.FromDatetime(started)
-    message.finished_at.FromDatetime(finished)
-    verb = command.split()[-1] if command else "audit"
-    envelope = new_envelope(
-        message,
-        source=SOURCE,
-        subject=actor if actor.isprintable() and " " not in actor else "unknown",
-        event_id=event_id("AuditCommandRun", run_id),
-        time=finished,
-        schema_version=1,
-    )
+    request.started_at.FromDatetime(started)
+    request.finished_at.FromDatetime(datetime.now(UTC))
+    return request
+
+
+def _record(ctx: typer.Context, var_dir: Path, note: str | None, started: datetime, code: int, outcome: str) -> None:
+    """Records the run with governance's AuditService as the caller; one line when it cannot, never a new exit code."""
+    request = record_request(ctx, note, started, code, outcome)
+    address = _governance_address(var_dir)
+    if address is None:
+        err.print(
+            f"note: this run is not recorded on AUDIT: no governance to record it (none running under {var_dir},"
+            " no FRAUD_GOVERNANCE_ADDR)",
+            style="dim",
+            soft_wrap=True,
+        )
+        return
     try:
-        await EventStore(js).append(envelope, subject=f"fraud.audit.commands.{verb}")
-    except Exception as exc:  # never turn a verified result into a failure, but say it was not recorded
-        err.print(f"[yellow]warning:[/] this run was not recorded on AUDIT: {escape(str(exc))}", soft_wrap=True)
+        credential = caller.credential(var_dir, default=caller.READ_ONLY)
+        with secure_channel(address, credential) as channel:
+            audit_service_pb2_grpc.AuditServiceStub(channel).RecordAuditRun(request, timeout=RECORD_TIMEOUT_S)
+    except caller.CredentialError as exc:
+        why = str(exc)
+    except grpc.RpcError as exc:
+        why = caller.explain_rpc_error(exc)
+    else:
+        return
+    line = f"[yellow]warning:[/] this run is not recorded on AUDIT (governance at {address}): {escape(why)}"
+    err.print(line, highlight=False, soft_wrap=True)
 
 
 def parse_time(text: str) -> datetime:

@@ -6,6 +6,7 @@ import asyncio
 import struct
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from fraudshared.secrets import DevSecretStore, dev_secrets_file
 from services.governance.notary.adapters.log import JetStreamNotaryLog
 from services.governance.notary.adapters.signing import SecretsSigningKeys
 from services.governance.notary.service import Notary, NotaryConfig
+from tests.fixtures.identity import session_pki
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 HBIT = 1 << 31  # JetStream file store: the record length's high bit says "has headers"
@@ -109,15 +111,27 @@ async def seal(js: JetStreamContext, var_dir: Path, streams: list[tuple[str, str
         await asyncio.wait_for(task, 10)
 
 
-class Cli:
-    def __init__(self, server: NatsServer, var_dir: Path) -> None:
-        self.server, self.var_dir = server, var_dir
+@dataclass(frozen=True)
+class Governance:
+    """Governance's AuditService on real mTLS gRPC with the auth interceptor, appending to the tests' AUDIT."""
 
-    async def __call__(self, *args: str, code: int = 0, nats_url: str | None = None) -> str:
+    address: str
+
+
+class Cli:
+    """``fraudctl audit ...`` in process; with ``governance`` (host:port) it records its runs there as ``who``."""
+
+    def __init__(self, server: NatsServer, var_dir: Path, governance: str | None = None, who: str = "dev-auditor"):
+        self.server, self.var_dir, self.governance, self.who = server, var_dir, governance, who
+
+    async def __call__(self, *args: str, code: int | None = 0, nats_url: str | None = None) -> str:
+        """The command's output; its exit code must be ``code`` (None: any, for a log other tests may have broken)."""
         argv = ["audit", *args, "--nats", nats_url or self.server.url, "--var-dir", str(self.var_dir)]
-        result = await asyncio.to_thread(CliRunner().invoke, app, argv, env={"COLUMNS": "220", "USER": "auditor"})
+        env = {"COLUMNS": "220", "USER": "auditor", "FRAUD_GOVERNANCE_ADDR": self.governance or ""}
+        env["FRAUD_CREDENTIAL"] = str(session_pki().files(self.who).cert.parent)
+        result = await asyncio.to_thread(CliRunner().invoke, app, argv, env=env)
         output = result.stdout + result.stderr
-        assert result.exit_code == code, (argv, output, result.exception)
+        assert code is None or result.exit_code == code, (argv, output, result.exception)
         assert "Traceback" not in output
         assert result.exception is None or isinstance(result.exception, SystemExit), result.exception  # no crash
         return output

@@ -22,7 +22,7 @@ from fraudshared.events.envelope import event_id, from_nats, new_envelope
 from fraudshared.events.store import EventStore
 from fraudshared.nats_server import NatsServer
 from services.governance.notary.service import audited_streams
-from tests.integration.audit.audit_support import Cli, decide, seal
+from tests.integration.audit.audit_support import Cli, Governance, decide, seal
 
 pytestmark = pytest.mark.integration
 
@@ -93,9 +93,9 @@ async def test_timeline_lists_who_labelled_what_except_for_one_model(
 
 @pytest.mark.asyncio(loop_scope="session")
 async def test_timeline_merges_model_changes_and_audit_runs_by_event_time(
-    server: NatsServer, js: JetStreamContext, var_dir: Path
+    server: NatsServer, js: JetStreamContext, var_dir: Path, governance: Governance
 ) -> None:
-    cli = Cli(server, var_dir)
+    cli = Cli(server, var_dir, governance.address)
     name, t = f"tl-{uuid.uuid4().hex[:8]}", datetime(2031, 5, 1, 8, 0, tzinfo=UTC)
     thresholds = decision_pb2.Thresholds(review=0.25, decline=0.7)
     changes = [  # appended in this order; the validation happened before the approval
@@ -146,7 +146,8 @@ async def test_timeline_merges_model_changes_and_audit_runs_by_event_time(
     assert rows[4]["what"] == "promoted to champion: canary ok"
     run = from_nats(*(lambda m: (m.headers, m.data))(await js.get_last_msg("AUDIT", "fraud.audit.commands.timeline")))
     recorded = run.payload(audit_pb.AuditCommandRun)
-    assert (recorded.actor, recorded.command, recorded.exit_code) == ("carol", "audit timeline", 0)
+    assert (recorded.actor, recorded.command, recorded.exit_code) == ("user:dev-auditor", "audit timeline", 0)
+    assert recorded.arguments[-1] == "note=carol"  # --actor is a note: the recorded actor is the credential's
 
     out = await cli("timeline", "--from", "2031-05-01T08:30:00Z", "--to", "2031-05-01T10:00:00+00:00")
     assert "audit timeline" in out and "3 event(s)" in out
@@ -160,7 +161,7 @@ async def test_timeline_merges_model_changes_and_audit_runs_by_event_time(
     out = await cli("timeline", "--from", window[0], "--to", window[1], "--json")  # today: only the audit runs
     runs = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert runs and {r["kind"] for r in runs} == {"AuditCommandRun"}
-    assert any(r["who"] == "carol" and "ran `audit timeline" in r["what"] for r in runs)
+    assert any(r["who"] == "user:dev-auditor" and "ran `audit timeline" in r["what"] for r in runs)
 
     assert "is not an ISO 8601 time" in await cli("timeline", "--from", "yesterday", code=2)
     assert "is after --to" in await cli("timeline", "--from", "2031-06-01", "--to", "2031-05-01", code=2)

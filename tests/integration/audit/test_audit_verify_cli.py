@@ -16,6 +16,7 @@ from fraudshared.nats_server import NatsServer
 from fraudshared.secrets import DevSecretStore, dev_secrets_file
 from tests.integration.audit.audit_support import (
     Cli,
+    Governance,
     append_labels,
     new_stream,
     reconnect,
@@ -32,9 +33,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.mark.asyncio(loop_scope="session")
 async def test_clean_verify_is_recorded_and_a_flipped_byte_is_named(
-    server: NatsServer, js: JetStreamContext, var_dir: Path
+    server: NatsServer, js: JetStreamContext, var_dir: Path, governance: Governance
 ) -> None:
-    cli = Cli(server, var_dir)
+    cli = Cli(server, var_dir, governance.address)
     spec = await new_stream(js)
     await append_labels(js, spec, 1, 25)
     await seal(js, var_dir, [(spec.name, spec.subjects[0])])
@@ -44,8 +45,8 @@ async def test_clean_verify_is_recorded_and_a_flipped_byte_is_named(
     assert "verified 25 events in 3 checkpoints over 1 stream(s); 2 event(s) not yet sealed" in out
     run = from_nats(*(lambda m: (m.headers, m.data))(await js.get_last_msg("AUDIT", "fraud.audit.commands.verify")))
     recorded = run.payload(audit_pb.AuditCommandRun)
-    assert (recorded.actor, recorded.command, recorded.exit_code) == ("alice", "audit verify", 0)
-    assert f"stream={spec.name}" in recorded.arguments
+    assert (recorded.actor, recorded.command, recorded.exit_code) == ("user:dev-auditor", "audit verify", 0)
+    assert f"stream={spec.name}" in recorded.arguments and recorded.arguments[-1] == "note=alice"  # --actor: a note
 
     def flip(msgs: Path) -> None:
         blk = next(msgs.glob("*.blk"))
