@@ -45,6 +45,7 @@ from fraudshared.identity.grants import Grants, follow_grants
 from fraudshared.identity.oidc import OidcConfig, OidcVerifier
 from fraudshared.identity.principal import DEFAULT_TRUST_DOMAIN
 from fraudshared.identity.tls import service_credential_files, ssl_context
+from fraudshared.nats_connect import NatsRefused, connect_service
 from fraudshared.rate_limit import limits_from_env
 from fraudshared.readiness import Readiness, keep_reporting, own_credential, wait_until_serving
 from fraudshared.telemetry import configure_logging, get_logger, setup_telemetry, start_metrics_server
@@ -108,7 +109,7 @@ async def run_service(
     async with AsyncExitStack() as stack:
         # tls://: nats-server requires our certificate and maps its SPIFFE id to our NATS permissions.
         tls = ssl_context(tls_files) if config.nats_url.startswith("tls://") else None
-        nc = await nats.connect(config.nats_url, name=name, connect_timeout=5, max_reconnect_attempts=-1, tls=tls)
+        nc = await connect_service(name, config.nats_url, tls)
         stack.push_async_callback(_drain, nc)
         js = nc.jetstream()
         await _check_streams(name, js)
@@ -266,7 +267,7 @@ def main(name: str, bootstrap: Bootstrap) -> None:
     except ConfigError as exc:
         print(f"{name}: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    except (OSError, nats.errors.NoServersError, StreamsNotReady) as exc:
+    except (OSError, nats.errors.NoServersError, StreamsNotReady, NatsRefused) as exc:
         print(f"{name}: cannot start: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
 
