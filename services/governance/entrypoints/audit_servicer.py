@@ -10,7 +10,6 @@ or outcome holds a card number (the error names the field, never the value).
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from typing import NoReturn
 
@@ -21,8 +20,8 @@ import nats.errors
 from fraud.audit.v1 import audit_service_pb2 as pb
 from fraud.audit.v1 import audit_service_pb2_grpc as pb_grpc
 from fraud.events.v1 import audit_events_pb2 as audit_pb
+from fraudshared.card_numbers import contains_card_number
 from fraudshared.identity.principal import NoPrincipal, current_principal
-from fraudshared.pan_token import luhn_valid
 from fraudshared.validation import FieldViolation, abort_invalid
 from services.governance.adapters.audit_run_log import JetStreamAuditRunLog
 
@@ -30,26 +29,6 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AuditService"].full_name
 CARD_NUMBER_RULE = "audit.no_card_number"
 ORDER_RULE = "audit.finished_after_started"
-CARD_LENGTHS = range(13, 20)
-# Digit groups joined by single spaces or hyphens, the way card numbers are printed.
-_DIGIT_GROUPS = re.compile(r"[0-9]+(?:[ -][0-9]+)*")
-_SEPARATOR = re.compile(r"[ -]")
-
-
-def holds_card_number(text: str) -> bool:
-    """True when ``text`` holds a Luhn-valid run of 13-19 digits, plain or split by spaces or hyphens.
-
-    Stricter than ingest's rule (any grouping counts, not only the printed card layouts): an audit argument
-    has no reason to carry such a number.
-    """
-    for match in _DIGIT_GROUPS.finditer(text):
-        groups = _SEPARATOR.split(match.group())
-        if any(len(group) in CARD_LENGTHS and luhn_valid(group) for group in groups):
-            return True
-        joined = "".join(groups)
-        if len(groups) > 1 and len(joined) in CARD_LENGTHS and luhn_valid(joined):
-            return True
-    return False
 
 
 def violations(request: pb.RecordAuditRunRequest) -> list[FieldViolation]:
@@ -60,7 +39,7 @@ def violations(request: pb.RecordAuditRunRequest) -> list[FieldViolation]:
     texts = [(f"arguments[{i}]", a) for i, a in enumerate(request.arguments)]
     texts += [("note", request.note), ("outcome", request.outcome)]
     for field, text in texts:
-        if holds_card_number(text):
+        if contains_card_number(text):
             found.append(FieldViolation(field, "must not hold a card number", CARD_NUMBER_RULE))
     return found
 
