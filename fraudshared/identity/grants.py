@@ -137,9 +137,10 @@ async def _change(
     nonce = uuid.uuid4().hex[:16]
     for attempt in range(_ATTEMPTS):
         current = Grants()
+        last = 0  # the append expects exactly what was read: a grant racing in after the read fails it
         async for stored in store.read_subject(ACCESS_STREAM, subject):
             current.apply_envelope(stored.seq, stored.envelope)
-        last = await store.last_subject_seq(ACCESS_STREAM, subject)
+            last = max(last, stored.seq)
         if not current.apply(message, last + 1):
             return False
         kind = type(message).__name__
