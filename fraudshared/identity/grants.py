@@ -61,6 +61,7 @@ class Grants:
 
     def __init__(self) -> None:
         self.restored = False
+        self.following = False  # set by `follow_grants`: until `restored`, a missing role may only be unread
         self.last_seq = 0
         self._held: dict[str, dict[str, GrantEntry]] = {}
         self._roles: dict[str, frozenset[str]] = {}
@@ -210,6 +211,7 @@ async def follow_grants(
     the stream can be read; after that the follower reads on through outages by itself.
     """
     store = store or EventStore(js)
+    grants.following = True
 
     async def run() -> None:
         backoff = 0.1

@@ -100,6 +100,8 @@ class AuthInterceptor(UnaryWrappingInterceptor):
             if needed is None:
                 await _abort(context, grpc.StatusCode.PERMISSION_DENIED, f"{method} is not open to any caller")
             if needed is not ANY_PRINCIPAL and needed.isdisjoint(grants.roles_of(principal)):
+                if grants.following and not grants.restored:  # starting: the grant may not be read yet
+                    await _abort(context, grpc.StatusCode.UNAVAILABLE, "access grants not read yet; retry shortly")
                 why = f"{principal.id} may not call {method}: needs one of {roles_text(needed)}"
                 await _abort(context, grpc.StatusCode.PERMISSION_DENIED, why)
             return principal

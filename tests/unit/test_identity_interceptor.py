@@ -101,6 +101,20 @@ async def test_a_grant_or_revocation_applies_to_the_next_call(server: Server) ->
     assert (await _refusal(aio_channel(server.mtls, "dev-admin"))).code() == grpc.StatusCode.PERMISSION_DENIED
 
 
+async def test_while_grants_are_still_being_read_a_missing_role_is_unavailable_not_denied(server: Server) -> None:
+    server.grants.following, server.grants.restored = True, False  # a service starting: ACCESS not read yet
+    try:
+        refused = await _refusal(aio_channel(server.mtls, "dev-scorer"))
+        assert (refused.code(), refused.details()) == (
+            grpc.StatusCode.UNAVAILABLE,
+            "access grants not read yet; retry shortly",
+        )
+        (grant,) = (await _list(aio_channel(server.mtls, "dev-auditor"))).grants  # a role already read works
+        assert grant.principal == "user:dev-auditor"
+    finally:
+        server.grants.following, server.grants.restored = False, False
+
+
 async def test_health_is_open_and_reflection_needs_only_a_principal(server: Server) -> None:
     async with aio_channel(server.mtls, "dev-nobody") as ch:
         reply = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
