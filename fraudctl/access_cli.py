@@ -8,7 +8,6 @@ grant itself a role. A gRPC error prints one line (status, details, what to do) 
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,7 +15,6 @@ from datetime import UTC
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import grpc
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -25,7 +23,6 @@ from rich.table import Table
 from fraud.access.v1 import access_service_pb2 as pb
 from fraud.access.v1 import access_service_pb2_grpc as pb_grpc
 from fraudctl import caller
-from fraudctl.procfile import load_plan
 
 app = typer.Typer(no_args_is_help=True, help="Roles: grant, revoke, list (admin; listing also auditor).")
 out = Console()
@@ -40,33 +37,12 @@ VarDir = Annotated[Path, typer.Option("--var-dir", envvar="FRAUD_VAR_DIR", help=
 Reason = Annotated[str, typer.Option("--reason", help="Why, e.g. a ticket reference (recorded with the event).")]
 
 
-class AccessCliError(RuntimeError):
-    """A problem on this side of the call (no running platform); the message is one line."""
-
-
-def _friendly(command: F) -> F:
-    """Prints a gRPC or CLI error as one red line and exits 1."""
-
-    @functools.wraps(command)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except grpc.RpcError as exc:
-            err.print(f"[red]error:[/] {escape(caller.explain_rpc_error(exc))}", highlight=False, soft_wrap=True)
-        except (AccessCliError, caller.CredentialError) as exc:
-            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
-
-    return run  # type: ignore[return-value]
+AccessCliError = caller.CliError  # kept for callers of the earlier name
+_friendly = caller.one_line_errors
 
 
 def _address(governance: str | None, var_dir: Path) -> str:
-    if governance:
-        return governance
-    plan = load_plan(var_dir)
-    if plan is None or "governance" not in plan.components:
-        raise AccessCliError(f"no running platform under {var_dir} (start it with `fraudctl up`) and no --governance")
-    return plan.address("governance")
+    return caller.service_address("governance", governance, var_dir)
 
 
 @contextmanager

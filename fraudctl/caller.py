@@ -8,13 +8,17 @@ audit CLIs, the demo's counts) connect with TLS as the auditor (read-only) unles
 
 from __future__ import annotations
 
+import functools
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
+import typer
+from rich.console import Console
+from rich.markup import escape
 
 from fraudctl.procfile import load_plan, token_address
 from fraudshared.config import ConfigError
@@ -147,3 +151,41 @@ def explain_rpc_error(exc: grpc.RpcError) -> str:
                 f"certificate of {who} (issued by another CA?); use one from <var>/credentials/"
             )
     return f"{code.name}: {details}"
+
+
+class CliError(RuntimeError):
+    """A problem on this side of a call (no running platform, a bad argument); the message is one line."""
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+_err = Console(stderr=True)
+
+
+def one_line_errors(command: F) -> F:
+    """Wraps a CLI command: a refused call, a missing credential or a `CliError` prints one red line, exit 1."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except grpc.RpcError as exc:
+            _err.print(f"[red]error:[/] {escape(explain_rpc_error(exc))}", highlight=False, soft_wrap=True)
+        except (CliError, CredentialError) as exc:
+            _err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+    return run  # type: ignore[return-value]
+
+
+def service_address(service: str, explicit: str | None, var_dir: Path) -> str:
+    """``explicit`` (an option such as ``--governance``) if given, else the address of the running ``service``.
+
+    Raises:
+        CliError: If neither is there.
+    """
+    if explicit:
+        return explicit
+    plan = load_plan(var_dir)
+    if plan is None or service not in plan.components:
+        raise CliError(f"no running platform under {var_dir} (start it with `fraudctl up`) and no --{service}")
+    return plan.address(service)

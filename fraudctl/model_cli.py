@@ -9,14 +9,12 @@ line (status code, details and what to do) and exits 1, without a traceback.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import grpc
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -38,7 +36,6 @@ from fraudctl.model_messages import (
     stage_name,
 )
 from fraudctl.model_views import parse_time, registry_line, summary_table
-from fraudctl.procfile import load_plan
 
 app = typer.Typer(no_args_is_help=True, help="Model registry: register, approve, deploy, promote, roll back, ask.")
 out = Console()
@@ -69,30 +66,12 @@ def _actor_option(name: str) -> Any:
 OldActor = str | None
 
 
-def _friendly(command: F) -> F:
-    """Prints a gRPC or CLI error as one red line and exits 1."""
-
-    @functools.wraps(command)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except grpc.RpcError as exc:
-            err.print(f"[red]error:[/] {escape(caller.explain_rpc_error(exc))}", highlight=False, soft_wrap=True)
-        except (ModelCliError, caller.CredentialError) as exc:
-            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
-
-    return run  # type: ignore[return-value]
+_friendly = caller.one_line_errors
 
 
 def governance_address(governance: str | None, var_dir: Path) -> str:
     """``--governance`` if given, else the address of the runtime's governance service under ``var_dir``."""
-    if governance:
-        return governance
-    plan = load_plan(var_dir)
-    if plan is None or "governance" not in plan.components:
-        raise ModelCliError(f"no running platform under {var_dir} (start it with `fraudctl up`) and no --governance")
-    return plan.address("governance")
+    return caller.service_address("governance", governance, var_dir)
 
 
 @contextmanager

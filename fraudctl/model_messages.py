@@ -16,9 +16,10 @@ from google.protobuf.json_format import ParseDict, ParseError
 from fraud.common.v1 import decision_pb2 as common
 from fraud.events.v1 import model_events_pb2 as events_pb
 from fraud.governance.v1 import governance_service_pb2 as pb
+from fraudctl.caller import CliError
 
 
-class ModelCliError(Exception):
+class ModelCliError(CliError):
     """A one-line, user-actionable failure of a ``model`` command."""
 
 
