@@ -31,6 +31,7 @@ from rich.table import Table
 from fraud.common.v1 import decision_pb2 as common
 from fraud.common.v1 import money_pb2
 from fraud.events.v1 import model_events_pb2 as model_events
+from fraud.events.v1 import transaction_events_pb2 as events
 from fraud.governance.v1 import governance_service_pb2 as gov
 from fraud.governance.v1 import governance_service_pb2_grpc as gov_grpc
 from fraud.ingest.v1 import ingest_service_pb2 as ingest
@@ -86,7 +87,12 @@ async def report_due_labels(address: str, var_dir: Path, frauds: pd.DataFrame, n
     async with caller.aio_channel(address, var_dir, "labeler") as ch:
         stub = ingest_grpc.IngestServiceStub(ch)
         for row in due.itertuples():
-            request = ingest.ReportLabelRequest(transaction_id=f"{run_id}-{row.tx_id}", is_fraud=True, source="demo")
+            request = ingest.ReportLabelRequest(  # the labeler plays the chargeback feed
+                transaction_id=f"{run_id}-{row.tx_id}",
+                is_fraud=True,
+                source="demo",
+                label_source=events.LABEL_SOURCE_CHARGEBACK,
+            )
             request.reported_at.FromDatetime((row.tx_time + LABEL_DELAY).to_pydatetime())
             await stub.ReportLabel(request, timeout=5.0)
     return len(due)

@@ -72,6 +72,7 @@ async def bootstrap(ctx: ServiceContext) -> Sequence[ServicerSpec]:
         downstream_timeout_s=config.downstream_timeout_s,
         labels=JetStreamLabelLog(ctx.js, ctx.store, source="/fraud/ingest"),
         erasures=JetStreamErasureLog(once),
+        roles_of=ctx.grants.roles_of,
     )
 
     async def on_erased(seq: int, envelope: Envelope) -> None:  # an erasure (maybe another instance's): drop the key

@@ -28,6 +28,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 M = TypeVar("M", bound=Message)
 COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
 ANALYST, CHARGEBACK = events.LABEL_SOURCE_ANALYST, events.LABEL_SOURCE_CHARGEBACK
+UNSPECIFIED = events.LABEL_SOURCE_UNSPECIFIED
 DAY0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=10)
 
 
@@ -109,13 +110,17 @@ async def test_a_correction_reaches_the_features_and_an_outranked_label_does_not
         stub = ingest_grpc.IngestServiceStub(channel)
         await stub.ScoreTransaction(request(tx, card, terminal, DAY0 + timedelta(hours=1)), timeout=10)
         await stub.ScoreTransaction(request(marker, other_card, f"{terminal}-m", DAY0 + timedelta(hours=2)), timeout=10)
-    async with aio_channel(platform.address("ingest"), "dev-labeler") as channel:
-        labeler = ingest_grpc.IngestServiceStub(channel)
-        first = await labeler.ReportLabel(label_request(tx, True, ANALYST, reported), timeout=10)
+    # An analyst's first word (source unspecified); the chargeback feed (a labeler) corrects it; the analyst's
+    # verdict as an analyst is then outranked by the chargeback; its retry records nothing.
+    async with (
+        aio_channel(platform.address("ingest"), "dev-analyst") as analyst_channel,
+        aio_channel(platform.address("ingest"), "dev-labeler") as labeler_channel,
+    ):
+        analyst = ingest_grpc.IngestServiceStub(analyst_channel)
+        labeler = ingest_grpc.IngestServiceStub(labeler_channel)
+        first = await analyst.ReportLabel(label_request(tx, True, UNSPECIFIED, reported), timeout=10)
         assert first.outcome == ingest.LABEL_OUTCOME_FIRST
-    async with aio_channel(platform.address("ingest"), "dev-analyst") as channel:
-        analyst = ingest_grpc.IngestServiceStub(channel)
-        corrected = await analyst.ReportLabel(label_request(tx, False, CHARGEBACK, reported), timeout=10)
+        corrected = await labeler.ReportLabel(label_request(tx, False, CHARGEBACK, reported), timeout=10)
         assert corrected.outcome == ingest.LABEL_OUTCOME_CORRECTION and not corrected.is_fraud_in_force
         outranked = await analyst.ReportLabel(label_request(tx, True, ANALYST, reported), timeout=10)
         assert outranked.outcome == ingest.LABEL_OUTCOME_OUTRANKED and outranked.appended
@@ -127,7 +132,7 @@ async def test_a_correction_reaches_the_features_and_an_outranked_label_does_not
     assert await count(platform, "LABELS", f"fraud.labels.reported.{tx}") == 3  # first, correction, outranked
     assert await count(platform, "FEATURES", f"fraud.features.label.*.{tx}.*") == 2  # first and correction
     in_force = await last(platform, "FEATURES", f"fraud.features.label.*.{tx}.*", events.LabelApplied)
-    assert not in_force.is_fraud and in_force.principal == "user:dev-analyst"
+    assert not in_force.is_fraud and in_force.principal == "user:dev-labeler"
 
     later = DAY0 + timedelta(days=8)  # the delayed window holds tx: its corrected label counts as genuine
     async with aio_channel(platform.address("ingest"), "dev-scorer") as channel:

@@ -55,6 +55,7 @@ ROLES = {
     "user:dev-scorer": "scorer",
     "user:dev-labeler": "labeler",
     "user:dev-analyst": "analyst",
+    "user:dev-analyst-2": "analyst",
 }
 
 
@@ -97,6 +98,9 @@ async def served(dev_pki: DevPki) -> AsyncIterator[Served]:
             await ensure_streams(js, default_specs())
             store = EventStore(js)
             once = OnceLog(js, store, source="/test/ingest")
+            grants = Grants()
+            for principal, role in ROLES.items():
+                grants.apply(access_events.RoleGranted(principal=principal, role=role, granted_by="user:root"))
             deps = IngestDeps(
                 log=JetStreamTransactionLog(once),
                 decisions=ApprovingDecisions(),
@@ -104,10 +108,8 @@ async def served(dev_pki: DevPki) -> AsyncIterator[Served]:
                 subjects=SubjectResolver(SqliteSubjectKeyStore(root / "subject-keys.db")),
                 labels=JetStreamLabelLog(js, store, source="/test/ingest"),
                 erasures=JetStreamErasureLog(once),
+                roles_of=grants.roles_of,
             )
-            grants = Grants()
-            for principal, role in ROLES.items():
-                grants.apply(access_events.RoleGranted(principal=principal, role=role, granted_by="user:root"))
             full_name = ingest.DESCRIPTOR.services_by_name["IngestService"].full_name
             server, port = await build_server(
                 "ingest",
@@ -173,20 +175,27 @@ async def test_labels_record_their_principal_a_retry_records_nothing_and_a_score
     tx = "rpc-label-1"
     await served.transaction(tx, synthetic_pan(661003))
     on_subject = subjects.label_reported(tx)
-    first = await label(served, "dev-labeler", tx, False, events.LABEL_SOURCE_ANALYST)
+    first = await label(served, "dev-analyst", tx, False, events.LABEL_SOURCE_ANALYST)
     assert first.outcome == ingest.LABEL_OUTCOME_FIRST and first.appended
-    retry = await label(served, "dev-labeler", tx, False, events.LABEL_SOURCE_ANALYST)
+    retry = await label(served, "dev-analyst", tx, False, events.LABEL_SOURCE_ANALYST)
     assert (retry.outcome, retry.appended) == (ingest.LABEL_OUTCOME_DUPLICATE, False)
     assert await served.on_subject("LABELS", on_subject) == 1  # the retry produced no event
-    chargeback = await label(served, "dev-analyst", tx, True, events.LABEL_SOURCE_CHARGEBACK)
+    chargeback = await label(served, "dev-labeler", tx, True, events.LABEL_SOURCE_CHARGEBACK)
     assert chargeback.outcome == ingest.LABEL_OUTCOME_CORRECTION and chargeback.is_fraud_in_force
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await label(served, "dev-scorer", tx, False, events.LABEL_SOURCE_CHARGEBACK)
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    # The source kind sets precedence, so it must match the reporter's role: an analyst cannot claim a
+    # chargeback to overrule, nor the chargeback feed an analyst's verdict.
+    for who, kind in (("dev-analyst", events.LABEL_SOURCE_CHARGEBACK), ("dev-labeler", events.LABEL_SOURCE_ANALYST)):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await label(served, who, tx, False, kind)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert f"user:{who} may not report a {events.LabelSource.Name(kind)} label" in (refused.value.details() or "")
     history, _ = await served.deps.labels.history(tx)  # type: ignore[union-attr]
     assert [(x.principal, x.label_source, x.is_fraud) for x in history] == [
-        ("user:dev-labeler", events.LABEL_SOURCE_ANALYST, False),
-        ("user:dev-analyst", events.LABEL_SOURCE_CHARGEBACK, True),
+        ("user:dev-analyst", events.LABEL_SOURCE_ANALYST, False),
+        ("user:dev-labeler", events.LABEL_SOURCE_CHARGEBACK, True),
     ]
 
 
@@ -194,11 +203,11 @@ async def test_two_labels_racing_are_both_recorded_each_classified_against_what_
     tx = "rpc-label-race"
     await served.transaction(tx, synthetic_pan(661004))
     answers = await asyncio.gather(
-        label(served, "dev-labeler", tx, False, events.LABEL_SOURCE_ANALYST),
+        label(served, "dev-analyst-2", tx, False, events.LABEL_SOURCE_ANALYST),
         label(served, "dev-analyst", tx, True, events.LABEL_SOURCE_ANALYST),
     )
     history, _ = await served.deps.labels.history(tx)  # type: ignore[union-attr]
-    assert len(history) == 2 and {x.principal for x in history} == {"user:dev-labeler", "user:dev-analyst"}
+    assert len(history) == 2 and {x.principal for x in history} == {"user:dev-analyst-2", "user:dev-analyst"}
     outcomes = sorted(a.outcome for a in answers)
     assert outcomes == [ingest.LABEL_OUTCOME_FIRST, ingest.LABEL_OUTCOME_CORRECTION]
     assert all(a.appended for a in answers)

@@ -112,6 +112,7 @@ def make_deps() -> tuple[IngestDeps, FakeLog, FakeFeatures, FakeScoring]:
         subjects=SubjectResolver(keys),
         labels=FakeLabelLog(),
         erasures=FakeErasureLog(),
+        roles_of=lambda principal: frozenset({"labeler", "analyst"}),  # may report every source kind
     )
     return deps, log, feats, scorer
 

@@ -32,6 +32,7 @@ from services.ingest.domain.errors import (
     TransactionIdReused,
     UnknownTransaction,
 )
+from services.ingest.domain.label_sources import LabelSourceNotAllowed
 from services.ingest.domain.request_rules import request_violations
 from services.ingest.service_layer import handlers, privacy
 
@@ -47,6 +48,7 @@ STATUS_OF: dict[type[Exception], grpc.StatusCode] = {
     BudgetExhausted: grpc.StatusCode.DEADLINE_EXCEEDED,
     LabelContention: grpc.StatusCode.ABORTED,
     CardholderUnknown: grpc.StatusCode.NOT_FOUND,
+    LabelSourceNotAllowed: grpc.StatusCode.PERMISSION_DENIED,
 }
 
 

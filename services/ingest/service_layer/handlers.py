@@ -9,6 +9,7 @@ and the same id with another card or other details is refused (TransactionIdReus
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -17,7 +18,7 @@ from fraud.features.v1 import feature_service_pb2 as features
 from fraud.ingest.v1 import ingest_service_pb2 as ingest
 from fraud.scoring.v1 import scoring_service_pb2 as scoring
 from fraudshared.features import labels as precedence
-from fraudshared.identity import current_principal
+from fraudshared.identity import Principal, current_principal
 from fraudshared.privacy import CARD_TOKEN_FIELD, SubjectKey, seal
 from fraudshared.privacy.resolver import SubjectResolver
 from fraudshared.subjects import card_key
@@ -27,6 +28,7 @@ from services.ingest.domain.errors import (
     TransactionIdReused,
     UnknownTransaction,
 )
+from services.ingest.domain.label_sources import check_label_source
 from services.ingest.domain.pan import PanTokenizer, luhn_valid
 from services.ingest.service_layer.ports import DecisionPath, ErasureLog, LabelLog, TransactionLog
 
@@ -52,6 +54,7 @@ class IngestDeps:
     downstream_timeout_s: float = 2.0
     labels: LabelLog | None = None  # ReportLabel needs it (bootstrap always wires it)
     erasures: ErasureLog | None = None  # ForgetCardholder needs it (bootstrap always wires it)
+    roles_of: Callable[[Principal], frozenset[str]] | None = None  # the live grants (ReportLabel's source kinds)
 
 
 def card_token_of(request: ingest.ScoreTransactionRequest, tokenizer: PanTokenizer) -> str:
@@ -167,15 +170,17 @@ async def report_label(request: ingest.ReportLabelRequest, deps: IngestDeps) -> 
     received = await deps.log.find_received(request.transaction_id)
     if received is None:
         raise UnknownTransaction(f"transaction_id {request.transaction_id} is not in the log")
-    if deps.labels is None:
-        raise RuntimeError("ingest was wired without a label log")
+    if deps.labels is None or deps.roles_of is None:
+        raise RuntimeError("ingest was wired without a label log or the caller's roles")
+    caller = current_principal()
+    check_label_source(request.label_source, deps.roles_of(caller), caller.id)
     label = events.LabelReported(
         schema_version=precedence.LABEL_SCHEMA_VERSION,
         transaction_id=request.transaction_id,
         is_fraud=request.is_fraud,
         source=request.source,
         label_source=request.label_source,
-        principal=current_principal().id,
+        principal=caller.id,
         reported_at=request.reported_at,
         card_token=received.card_token,
         subject_id=received.subject_id,
