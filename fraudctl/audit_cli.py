@@ -165,7 +165,9 @@ def record_request(
     ctx: typer.Context, note: str | None, started: datetime, code: int, outcome: str
 ) -> audit_service_pb2.RecordAuditRunRequest:
     """The RecordAuditRun request for this run: command, bounded ``name=value`` arguments, times, exit, outcome."""
-    command = ctx.command_path.split(" ", 1)[-1] if ctx.command_path else "audit"
+    # From "audit" on: the program's own name varies ("fraudctl", "python -m fraudctl", a test runner's).
+    words = (ctx.command_path or "audit").split()
+    command = " ".join(words[words.index("audit") :]) if "audit" in words else "audit"
     given = [(k, v) for k, v in sorted(ctx.params.items()) if v not in (None, [], ()) and k != "actor"]
     arguments = [_printable(f"{k}={v}", 256) for k, v in given][:32]
     request = audit_service_pb2.RecordAuditRunRequest(

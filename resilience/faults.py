@@ -87,9 +87,20 @@ def component_pids(var_dir: Path, command: Sequence[str], proc: Path = PROC) -> 
     return sorted(pid for pid, parent in parents.items() if parent not in parents)
 
 
+def runs_as(command: Sequence[str]) -> list[str]:
+    """The argv a plan's command runs as.
+
+    A launcher (``python -m fraudctl.triton_launch KEY -- argv...``) replaces itself with the command after
+    ``--``, plus flags at the end, which a contiguous match ignores.
+    """
+    if "--" in command and any(part.startswith("fraudctl.") and part.endswith("_launch") for part in command):
+        return list(command[list(command).index("--") + 1 :])
+    return list(command)
+
+
 def kill(var_dir: Path, component: str, command: Sequence[str]) -> Kill:
     """Sends SIGKILL to ``component``'s process(es) and returns when (perf_counter, right after the signal)."""
-    pids = component_pids(var_dir, command)
+    pids = component_pids(var_dir, runs_as(command))
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from resilience.faults import command_matches, component_pids
+from resilience.faults import command_matches, component_pids, runs_as
 from resilience.report import targets
 
 VAR = Path("/srv/fraud/var")
@@ -87,3 +87,15 @@ def test_targets_missed() -> None:
     ]
     never = {**SUMMARY, "recovery_s": None}
     assert not targets("scoring", never, {"manual_restart": False, "champion_back_s": 1})["decisions again <= 5 s"]
+
+
+def test_a_launched_component_is_found_as_what_its_launcher_exec_d(tmp_path: Path) -> None:
+    """Triton starts through `python -m fraudctl.triton_launch KEY -- tritonserver ...`, which execs Triton with
+    the admin-key flags appended: the process then runs the part after `--`, not the plan's command."""
+    triton = ["/venv/tritonserver", "--model-repository=/var/models", "--grpc-port=8001"]
+    plan_command = ["/venv/bin/python", "-m", "fraudctl.triton_launch", "/var/pki/triton-admin-key", "--", *triton]
+    assert runs_as(plan_command) == triton
+    assert runs_as(INGEST) == INGEST
+    process(tmp_path, 50, [*triton, "--grpc-restricted-protocol=model-repository:k=v"])
+    assert component_pids(VAR, runs_as(plan_command), proc=tmp_path) == [50]
+    assert component_pids(VAR, plan_command, proc=tmp_path) == []  # what the run before this fix did
