@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from rich.console import Console
 
 from fraudctl.procfile import SERVICES, Paths, Plan
-from fraudshared import triton_server
+from fraudshared import triton_admin
 from fraudshared.config import ConfigError
 from fraudshared.identity import DEFAULT_TRUST_DOMAIN, Principal
 from fraudshared.identity.pki import CredentialFiles, DevCA
@@ -108,9 +108,9 @@ def _ensure(
 def ensure_triton_admin_key(path: Path) -> Path:
     """Creates the Triton admin key file (random, 0600) unless it holds a key already; returns its path."""
     try:
-        triton_server.read_admin_key_file(path)
+        triton_admin.read_admin_key_file(path)
     except ConfigError:
-        triton_server.write_admin_key_file(path)
+        triton_admin.write_admin_key_file(path)
     return path
 
 

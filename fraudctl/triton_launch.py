@@ -1,7 +1,7 @@
 """``python -m fraudctl.triton_launch KEY_FILE -- TRITONSERVER_ARGV...``: exec Triton with its admin key.
 
 Triton takes the key that guards its model-management APIs only as a command-line flag
-(`fraudshared.triton_server.restricted_api_flags`). supervisord runs this launcher instead, so the key stays
+(`fraudshared.triton_admin.restricted_api_flags`). supervisord runs this launcher instead, so the key stays
 out of the run files anyone may read (``plan.json``, ``supervisord.conf``): it reads the key file (0600) and
 replaces itself with tritonserver (``execv``: the pid supervisord watches is Triton's, with no wrapper left).
 """
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from fraudshared.config import ConfigError
-from fraudshared.triton_server import read_admin_key_file, restricted_api_flags
+from fraudshared.triton_admin import read_admin_key_file, restricted_api_flags
 
 
 def main(argv: list[str]) -> int:

@@ -16,16 +16,8 @@ from fraudml.onnx_export import onnx_session, predict_onnx
 from fraudml.train import TrainResult, train
 from fraudshared.config import ConfigError
 from fraudshared.features import N_FEATURES, batch_features
-from fraudshared.triton_server import (
-    ADMIN_KEY_FILE_ENV,
-    TritonServer,
-    admin_key_from_env,
-    command_line,
-    environment,
-    find_tritonserver,
-    read_admin_key_file,
-    write_admin_key_file,
-)
+from fraudshared.triton_admin import ADMIN_KEY_FILE_ENV, admin_key_from_env, read_admin_key_file, write_admin_key_file
+from fraudshared.triton_server import TritonServer, command_line, environment, find_tritonserver
 from services.governance.adapters.triton_repository import (
     ModelLoadError,
     TritonModelControl,

@@ -26,7 +26,7 @@ from tritonclient.utils import InferenceServerException
 from fraudml.datagen import generate
 from fraudml.train import TrainResult, train
 from fraudshared.features import N_FEATURES
-from fraudshared.triton_server import ADMIN_KEY_FILE_ENV, ADMIN_KEY_HEADER, GRPC_ADMIN_KEY_HEADER
+from fraudshared.triton_admin import ADMIN_KEY_FILE_ENV, ADMIN_KEY_HEADER, GRPC_ADMIN_KEY_HEADER
 from services.governance.adapters.triton_deployer import TritonDeployer
 from services.governance.adapters.triton_repository import TritonModelControl, write_model
 from services.governance.domain.errors import DeploymentFailed

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tritonclient.utils import InferenceServerException
 
-from fraudshared.triton_server import ADMIN_KEY_FILE_ENV, admin_key_from_env
+from fraudshared.triton_admin import ADMIN_KEY_FILE_ENV, admin_key_from_env
 from services.governance.adapters.triton_repository import (
     BACKENDS,
     ModelLoadError,

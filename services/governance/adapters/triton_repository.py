@@ -24,7 +24,7 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from fraudshared.triton_server import admin_headers
+from fraudshared.triton_admin import admin_headers
 
 INPUT_NAME = "features"
 OUTPUT_NAME = "probability"
