@@ -1,7 +1,7 @@
 """Each service reads only its own secrets: per-service development files, per-service Vault paths and policies.
 
 The fake Vault enforces the policy the vault-policy Terraform module grants (`module_policy`, from the
-module's defaults, in the shape tests/unit/test_terraform.py checks), so a refusal here is Vault's own 403.
+module's defaults, in the shape tests/unit/test_terraform_identity.py checks), so a refusal here is Vault's own 403.
 """
 
 from __future__ import annotations

@@ -17,8 +17,6 @@ import hcl2
 import pytest
 from hcl2.utils import SerializationOptions
 
-from fraudshared.secrets import SERVICE_PREFIXES, SERVICE_SECRETS, VAULT_ROOT
-
 ROOT = Path(__file__).resolve().parents[2]
 TF = ROOT / "infra" / "terraform"
 DEV = TF / "envs" / "dev"
@@ -336,83 +334,3 @@ def test_nats_is_the_official_chart_pinned_with_three_replicas() -> None:
     variables = labelled(TF / "modules" / "nats", "variable")
     assert variables["replicas"]["default"] == 3
     assert re.fullmatch(r"\d+\.\d+\.\d+", variables["chart_version"]["default"])
-
-
-def test_vault_policies_grant_read_on_exact_paths_only() -> None:
-    module = TF / "modules" / "vault-policy"
-    variables = labelled(module, "variable")
-    defaults = variables["services"]["default"]
-    # The module's defaults are the code's ownership table; the dev environment grants no more than that.
-    expected = {service: sorted(paths) for service, paths in SERVICE_SECRETS.items() if paths}
-    assert {k: sorted(v["read_paths"]) for k, v in defaults.items()} == expected
-    (locals_,) = parse(DEV / "main.tf")["locals"]
-    for service, spec in locals_["vault_services"].items():
-        assert set(spec["read_paths"]) <= set(expected[service]), service
-    ((_, _, document),) = typed(module, "data")
-    read, manage, destroy = (one(rule["rule"], "content") for rule in document["dynamic"])
-    assert read["capabilities"] == ["read"]
-    assert read["path"] == "${var.kv_mount}/data/${local.path_prefixes[each.key]}/${rule.value}"
-    assert manage["capabilities"] == ["create", "read", "update"]
-    assert manage["path"] == "${var.kv_mount}/data/${local.path_prefixes[each.key]}/${rule.value}/*"
-    assert destroy["capabilities"] == ["delete"]
-    assert destroy["path"] == "${var.kv_mount}/metadata/${local.path_prefixes[each.key]}/${rule.value}/*"
-    kinds = {t for t, _, _ in typed(module, "resource")}
-    assert {"vault_policy", "vault_approle_auth_backend_role"} <= kinds
-
-
-def test_vault_secret_paths_are_each_services_own_prefix() -> None:
-    module = TF / "modules" / "vault-policy"
-    variables = labelled(module, "variable")
-    # Every path is relative to <path_root>/<service>: the code's default FRAUD_VAULT_PATH_PREFIX.
-    assert variables["path_root"]["default"] == VAULT_ROOT
-    (locals_,) = parse(module / "main.tf")["locals"]
-    assert locals_["path_prefixes"] == '${{for name, _ in var.services : name => "${var.path_root}/${name}"}}'
-    assert {k: sorted(v) for k, v in variables["managed_prefixes"]["default"].items()} == {
-        k: sorted(v) for k, v in SERVICE_PREFIXES.items()
-    }
-    assert "path_prefixes" in labelled(module, "output")
-
-
-def test_triton_model_management_needs_the_admin_key_from_a_secret() -> None:
-    from fraudshared.triton_admin import ADMIN_KEY_HEADER, RESTRICTED_APIS
-
-    module = TF / "modules" / "triton"
-    (deployment,) = [b for t, _, b in typed(module, "resource") if t == "kubernetes_deployment_v1"]
-    (container,) = containers(one(deployment, "spec", "template", "spec"))
-    (locals_,) = parse(module / "main.tf")["locals"]
-    # The same APIs and header as the local runtime (fraudshared.triton_server), the key only via env.
-    assert locals_["restricted_apis"] == f"{','.join(RESTRICTED_APIS)}:{ADMIN_KEY_HEADER}=$(TRITON_ADMIN_KEY)"
-    for flag in ("--grpc-restricted-protocol", "--http-restricted-api"):
-        assert f'"{flag}=${{local.restricted_apis}}"' in container["args"]
-    (env,) = [e for e in container["env"] if e["name"] == "TRITON_ADMIN_KEY"]
-    ref = one(env, "value_from", "secret_key_ref")
-    assert (ref["name"], ref["key"]) == ("${local.admin_key_secret_name}", "${local.admin_key_secret_key}")
-    (secret,) = [b for t, _, b in typed(module, "resource") if t == "kubernetes_secret_v1"]
-    assert "uuid()" in json.dumps(secret["data"]) and one(secret, "lifecycle")["ignore_changes"] == ["data"]
-    outputs = labelled(module, "output")
-    assert {"admin_key_secret_name", "admin_key_secret_key"} <= set(outputs)
-
-
-def test_triton_network_policy_admits_only_scoring_and_governance_to_grpc() -> None:
-    module = TF / "modules" / "triton"
-    (policy,) = [b for t, _, b in typed(module, "resource") if t == "kubernetes_network_policy_v1"]
-    spec = one(policy, "spec")
-    assert one(spec, "pod_selector")["match_labels"] == "${local.selector_labels}"
-    assert spec["policy_types"] == ["Ingress"]
-    grpc, metrics = spec["ingress"]
-    assert [p["port"] for p in grpc["ports"]] == ["${tostring(local.ports.grpc)}"]
-    assert [p["port"] for p in metrics["ports"]] == ["${tostring(local.ports.metrics)}"]
-    assert "pod_selector" not in one(metrics, "from")  # scrapers by namespace, no pod reaches gRPC or HTTP
-    clients = one(grpc, "from", "pod_selector")
-    (expression,) = clients["match_expressions"]
-    assert (expression["key"], expression["operator"], expression["values"]) == (
-        "app.kubernetes.io/name",
-        "In",
-        "${var.allowed_clients}",
-    )
-    assert labelled(module, "variable")["allowed_clients"]["default"] == ["scoring", "governance"]
-    # The labels the policy matches are the ones the fraud-service module puts on its pods.
-    (service_locals,) = parse(TF / "modules" / "fraud-service" / "main.tf")["locals"]
-    assert clients["match_labels"] == {"app.kubernetes.io/part-of": "fraud-platform"}
-    assert '"app.kubernetes.io/part-of" = "fraud-platform"' in service_locals["labels"]
-    assert service_locals["selector_labels"]["app.kubernetes.io/name"] == "${var.name}"

@@ -1,10 +1,7 @@
 """Terraform for identity and access (issue 13): each service's TLS credential and secrets mounted read-only,
 tls:// everywhere, the Triton admin key only in governance, Vault roles, the bootstrap Job, NATS users and
-permissions generated from fraudshared.nats_access, and the exec probes over mTLS (run against a real server).
+and the exec probes over mTLS (run against a real server).
 Parsed with python-hcl2 like tests/unit/test_terraform.py, whose helpers these checks share.
-
-Regenerate infra/terraform/modules/nats/permissions.tf after changing the table:
-``.venv/bin/python tests/unit/test_terraform_identity.py``.
 """
 
 from __future__ import annotations
@@ -15,15 +12,94 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
 from fraudshared.events.streams import default_specs
 from fraudshared.grpc_server import ServerSecurity, build_server
 from fraudshared.identity import Grants
 from fraudshared.nats_server import NatsServer
-from fraudshared.secrets import SERVICE_SECRETS
+from fraudshared.secrets import SERVICE_PREFIXES, SERVICE_SECRETS, VAULT_ROOT
 from tests.fixtures.identity import DevPki
 from tests.unit.test_terraform import DEV, ROOT, SERVICES, TF, containers, labelled, one, parse, service_calls, typed
+
+
+def test_vault_policies_grant_read_on_exact_paths_only() -> None:
+    module = TF / "modules" / "vault-policy"
+    variables = labelled(module, "variable")
+    defaults = variables["services"]["default"]
+    # The module's defaults are the code's ownership table; the dev environment grants no more than that.
+    expected = {service: sorted(paths) for service, paths in SERVICE_SECRETS.items() if paths}
+    assert {k: sorted(v["read_paths"]) for k, v in defaults.items()} == expected
+    (locals_,) = parse(DEV / "main.tf")["locals"]
+    for service, spec in locals_["vault_services"].items():
+        assert set(spec["read_paths"]) <= set(expected[service]), service
+    ((_, _, document),) = typed(module, "data")
+    read, manage, destroy = (one(rule["rule"], "content") for rule in document["dynamic"])
+    assert read["capabilities"] == ["read"]
+    assert read["path"] == "${var.kv_mount}/data/${local.path_prefixes[each.key]}/${rule.value}"
+    assert manage["capabilities"] == ["create", "read", "update"]
+    assert manage["path"] == "${var.kv_mount}/data/${local.path_prefixes[each.key]}/${rule.value}/*"
+    assert destroy["capabilities"] == ["delete"]
+    assert destroy["path"] == "${var.kv_mount}/metadata/${local.path_prefixes[each.key]}/${rule.value}/*"
+    kinds = {t for t, _, _ in typed(module, "resource")}
+    assert {"vault_policy", "vault_approle_auth_backend_role"} <= kinds
+
+
+def test_vault_secret_paths_are_each_services_own_prefix() -> None:
+    module = TF / "modules" / "vault-policy"
+    variables = labelled(module, "variable")
+    # Every path is relative to <path_root>/<service>: the code's default FRAUD_VAULT_PATH_PREFIX.
+    assert variables["path_root"]["default"] == VAULT_ROOT
+    (locals_,) = parse(module / "main.tf")["locals"]
+    assert locals_["path_prefixes"] == '${{for name, _ in var.services : name => "${var.path_root}/${name}"}}'
+    assert {k: sorted(v) for k, v in variables["managed_prefixes"]["default"].items()} == {
+        k: sorted(v) for k, v in SERVICE_PREFIXES.items()
+    }
+    assert "path_prefixes" in labelled(module, "output")
+
+
+def test_triton_model_management_needs_the_admin_key_from_a_secret() -> None:
+    from fraudshared.triton_admin import ADMIN_KEY_HEADER, RESTRICTED_APIS
+
+    module = TF / "modules" / "triton"
+    (deployment,) = [b for t, _, b in typed(module, "resource") if t == "kubernetes_deployment_v1"]
+    (container,) = containers(one(deployment, "spec", "template", "spec"))
+    (locals_,) = parse(module / "main.tf")["locals"]
+    # The same APIs and header as the local runtime (fraudshared.triton_server), the key only via env.
+    assert locals_["restricted_apis"] == f"{','.join(RESTRICTED_APIS)}:{ADMIN_KEY_HEADER}=$(TRITON_ADMIN_KEY)"
+    for flag in ("--grpc-restricted-protocol", "--http-restricted-api"):
+        assert f'"{flag}=${{local.restricted_apis}}"' in container["args"]
+    (env,) = [e for e in container["env"] if e["name"] == "TRITON_ADMIN_KEY"]
+    ref = one(env, "value_from", "secret_key_ref")
+    assert (ref["name"], ref["key"]) == ("${local.admin_key_secret_name}", "${local.admin_key_secret_key}")
+    (secret,) = [b for t, _, b in typed(module, "resource") if t == "kubernetes_secret_v1"]
+    assert "uuid()" in json.dumps(secret["data"]) and one(secret, "lifecycle")["ignore_changes"] == ["data"]
+    outputs = labelled(module, "output")
+    assert {"admin_key_secret_name", "admin_key_secret_key"} <= set(outputs)
+
+
+def test_triton_network_policy_admits_only_scoring_and_governance_to_grpc() -> None:
+    module = TF / "modules" / "triton"
+    (policy,) = [b for t, _, b in typed(module, "resource") if t == "kubernetes_network_policy_v1"]
+    spec = one(policy, "spec")
+    assert one(spec, "pod_selector")["match_labels"] == "${local.selector_labels}"
+    assert spec["policy_types"] == ["Ingress"]
+    grpc, metrics = spec["ingress"]
+    assert [p["port"] for p in grpc["ports"]] == ["${tostring(local.ports.grpc)}"]
+    assert [p["port"] for p in metrics["ports"]] == ["${tostring(local.ports.metrics)}"]
+    assert "pod_selector" not in one(metrics, "from")  # scrapers by namespace, no pod reaches gRPC or HTTP
+    clients = one(grpc, "from", "pod_selector")
+    (expression,) = clients["match_expressions"]
+    assert (expression["key"], expression["operator"], expression["values"]) == (
+        "app.kubernetes.io/name",
+        "In",
+        "${var.allowed_clients}",
+    )
+    assert labelled(module, "variable")["allowed_clients"]["default"] == ["scoring", "governance"]
+    # The labels the policy matches are the ones the fraud-service module puts on its pods.
+    (service_locals,) = parse(TF / "modules" / "fraud-service" / "main.tf")["locals"]
+    assert clients["match_labels"] == {"app.kubernetes.io/part-of": "fraud-platform"}
+    assert '"app.kubernetes.io/part-of" = "fraud-platform"' in service_locals["labels"]
+    assert service_locals["selector_labels"]["app.kubernetes.io/name"] == "${var.name}"
 
 
 def test_fraud_service_mounts_its_tls_credential_and_secrets_read_only() -> None:
@@ -137,87 +213,6 @@ def test_dev_bootstrap_job_creates_streams_as_service_bootstrap() -> None:
 
 # The nats module's permissions default is generated from fraudshared.nats_access (the table the local
 # runtime's nats-server enforces): `.venv/bin/python tests/unit/test_terraform.py` rewrites it.
-NATS_PERMISSIONS_TF = TF / "modules" / "nats" / "permissions.tf"
-PRINCIPAL_RE = "^(user|service):[a-z0-9][a-z0-9._@-]{0,127}$"  # fraudshared.identity.principal's name rule
-
-
-def nats_permissions_table() -> dict[str, Any]:
-    from fraudshared.nats_access import NATS_ACCESS, permissions
-
-    return {principal: permissions(grant) for principal, grant in NATS_ACCESS.items()}
-
-
-def _hcl_list(name: str, items: list[str], indent: str) -> list[str]:
-    return [f"{indent}{name} = [", *(f"{indent}  {json.dumps(i)}," for i in items), f"{indent}]"]
-
-
-def render_nats_permissions_tf() -> str:
-    """permissions.tf: the variable whose default is `nats_permissions_table`, formatted as terraform fmt does."""
-    lines = [
-        "# Generated from fraudshared.nats_access.NATS_ACCESS by"
-        " `.venv/bin/python tests/unit/test_terraform_identity.py`;",
-        "# tests/unit/test_terraform_identity.py fails when the two differ. Edit the table there, then regenerate.",
-        'variable "permissions" {',
-        "  type = map(object({",
-        "    publish = object({",
-        "      allow = list(string)",
-        "      deny  = optional(list(string), [])",
-        "    })",
-        "    subscribe = object({",
-        "      allow = list(string)",
-        "      deny  = optional(list(string), [])",
-        "    })",
-        "    allow_responses = optional(object({",
-        "      max = number",
-        "    }))",
-        "  }))",
-        '  description = "NATS permissions per principal (service:<name> or user:<name>): publish and subscribe'
-        " allow/deny subject lists, and allow_responses (replies to requests it serves). The default is the"
-        " platform's table,"
-        ' fraudshared.nats_access.NATS_ACCESS (docs/nats-access.md); a principal not listed cannot connect."',
-        "  validation {",
-        f'    condition     = alltrue([for p in keys(var.permissions) : can(regex("{PRINCIPAL_RE}", p))])',
-        '    error_message = "permissions keys must be principal ids such as service:ingest or user:alice."',
-        "  }",
-        "  default = {",
-    ]
-    for principal, block in nats_permissions_table().items():
-        lines.append(f"    {json.dumps(principal)} = {{")
-        for direction in ("publish", "subscribe"):
-            lines.append(f"      {direction} = {{")
-            lines += _hcl_list("allow", block[direction]["allow"], "        ")
-            if block[direction].get("deny"):
-                lines += _hcl_list("deny", block[direction]["deny"], "        ")
-            lines.append("      }")
-        if "allow_responses" in block:
-            lines.append(f"      allow_responses = {{ max = {block['allow_responses']['max']} }}")
-        lines.append("    }")
-    lines += ["  }", "}", ""]
-    return "\n".join(lines)
-
-
-def test_nats_permissions_default_is_the_code_table() -> None:
-    variables = labelled(TF / "modules" / "nats", "variable")
-    hint = "regenerate with .venv/bin/python tests/unit/test_terraform.py"
-    assert variables["permissions"]["default"] == nats_permissions_table(), hint
-
-
-def test_nats_requires_mapped_client_certificates() -> None:
-    module = TF / "modules" / "nats"
-    (locals_,) = parse(module / "main.tf")["locals"]
-    tls = locals_["values"]["config"]["nats"]["tls"]
-    assert (tls["enabled"], tls["secretName"], tls["ca"]) == (True, "${var.tls_secret_name}", "ca.crt")
-    assert tls["merge"]["verify_and_map"] is True
-    assert locals_["values"]["config"]["merge"] == {"authorization": {"users": "${local.users}"}}
-    users = json.dumps(locals_["users"])
-    # The user name is the SPIFFE id fraudshared.identity.Principal.spiffe_id gives the principal.
-    assert 'spiffe://${var.trust_domain}/${replace(principal, \\":\\", \\"/\\")}' in users
-    assert "var.permissions" in users
-    from fraudshared.identity.principal import Principal
-
-    assert Principal.parse("service:ingest").spiffe_id("fraud.local") == "spiffe://fraud.local/service/ingest"
-
-
 def _probe_command(kind: str, address: str, service: str) -> list[str]:
     """The fraud-service module's exec probe command for ``kind`` (liveness, readiness), evaluated."""
     (locals_,) = parse(TF / "modules" / "fraud-service" / "main.tf")["locals"]
@@ -281,8 +276,3 @@ async def test_bootstrap_job_script_creates_streams_and_grants_as_service_bootst
         code, output = await _run(command, env)  # idempotent: a re-run (or a retried pod) changes nothing
         assert code == 0, output
         assert "created" not in output and "user:alice admin: already held" in output
-
-
-if __name__ == "__main__":
-    NATS_PERMISSIONS_TF.write_text(render_nats_permissions_tf())
-    print(f"wrote {NATS_PERMISSIONS_TF}")

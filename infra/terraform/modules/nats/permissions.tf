@@ -1,5 +1,5 @@
-# Generated from fraudshared.nats_access.NATS_ACCESS by `.venv/bin/python tests/unit/test_terraform_identity.py`;
-# tests/unit/test_terraform_identity.py fails when the two differ. Edit the table there, then regenerate.
+# Generated from fraudshared.nats_access.NATS_ACCESS by `.venv/bin/python tests/unit/test_terraform_nats.py`;
+# tests/unit/test_terraform_nats.py fails when the two differ. Edit the table there, then regenerate.
 variable "permissions" {
   type = map(object({
     publish = object({
