@@ -37,7 +37,6 @@ VarDir = Annotated[Path, typer.Option("--var-dir", envvar="FRAUD_VAR_DIR", help=
 Reason = Annotated[str, typer.Option("--reason", help="Why, e.g. a ticket reference (recorded with the event).")]
 
 
-AccessCliError = caller.CliError  # kept for callers of the earlier name
 _friendly = caller.one_line_errors
 
 
